@@ -1,0 +1,1 @@
+//! Sans-IO Telnet client core.

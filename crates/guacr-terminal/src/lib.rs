@@ -1,0 +1,1 @@
+//! Sans-IO terminal emulation rendered to Guacamole drawing instructions.
