@@ -228,6 +228,7 @@ KbdInteractiveAuthentication yes
 PubkeyAuthentication yes
 UsePAM yes
 AllowUsers $PW_USER $KEY_USER
+AcceptEnv LANG LC_* TZ
 PermitRootLogin no
 AuthorizedKeysFile .ssh/authorized_keys
 PrintMotd no

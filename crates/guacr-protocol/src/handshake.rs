@@ -67,7 +67,10 @@ impl Handshake {
     /// The value of parameter `name`; `None` if not announced or empty.
     pub fn param(&self, name: &str) -> Option<&str> {
         let i = self.names.iter().position(|n| n == name)?;
-        self.values.get(i).map(String::as_str).filter(|v| !v.is_empty())
+        self.values
+            .get(i)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// Parameters as (name, value) pairs, empty values included.
@@ -248,7 +251,9 @@ impl ServerHandshake {
 
 /// Writes `ready,<id>`.
 pub fn write_ready(out: &mut Vec<u8>, connection_id: &str) {
-    InstructionWriter::new(out, "ready").arg(connection_id).finish();
+    InstructionWriter::new(out, "ready")
+        .arg(connection_id)
+        .finish();
 }
 
 /// Writes `error,<message>,<status>`.
@@ -265,7 +270,9 @@ pub mod client {
 
     /// Writes the client's `select`.
     pub fn write_select(out: &mut Vec<u8>, protocol_or_id: &str) {
-        InstructionWriter::new(out, "select").arg(protocol_or_id).finish();
+        InstructionWriter::new(out, "select")
+            .arg(protocol_or_id)
+            .finish();
     }
 
     /// Writes `size`, `audio`, `video`, `image`, `timezone`, `name` and `connect`
@@ -293,10 +300,14 @@ pub mod client {
             w.finish();
         }
         if let Some(tz) = &info.timezone {
-            InstructionWriter::new(out, "timezone").arg(tz.as_str()).finish();
+            InstructionWriter::new(out, "timezone")
+                .arg(tz.as_str())
+                .finish();
         }
         if let Some(name) = &info.name {
-            InstructionWriter::new(out, "name").arg(name.as_str()).finish();
+            InstructionWriter::new(out, "name")
+                .arg(name.as_str())
+                .finish();
         }
         let mut w = InstructionWriter::new(out, "connect").arg(ProtocolVersion::LATEST.as_str());
         for name in args.args().skip(1) {
@@ -340,16 +351,23 @@ mod tests {
             "4.name,5.alice;",
             "7.unknown,1.x;",
         ] {
-            assert!(matches!(feed(&mut hs, w).unwrap(), Event::Continue | Event::Ignored(_)));
+            assert!(matches!(
+                feed(&mut hs, w).unwrap(),
+                Event::Continue | Event::Ignored(_)
+            ));
         }
-        let Event::Complete(h) = feed(&mut hs, "7.connect,13.VERSION_1_3_0,9.localhost,0.;").unwrap()
+        let Event::Complete(h) =
+            feed(&mut hs, "7.connect,13.VERSION_1_3_0,9.localhost,0.;").unwrap()
         else {
             panic!("not complete")
         };
         assert_eq!(h.version, ProtocolVersion::V1_3_0);
         assert_eq!(h.param("hostname"), Some("localhost"));
         assert_eq!(h.param("port"), None);
-        assert_eq!((h.client.width, h.client.height, h.client.dpi), (1920, 1080, 120));
+        assert_eq!(
+            (h.client.width, h.client.height, h.client.dpi),
+            (1920, 1080, 120)
+        );
         assert_eq!(h.client.image_mimetypes, ["image/png", "image/jpeg"]);
         assert_eq!(h.client.timezone.as_deref(), Some("Europe/Berlin"));
         assert_eq!(h.client.name.as_deref(), Some("alice"));
@@ -363,7 +381,10 @@ mod tests {
             Err(HandshakeError::ExpectedSelect("size".into()))
         );
         let mut hs = ServerHandshake::new();
-        assert_eq!(feed(&mut hs, "6.select;"), Err(HandshakeError::BadSelect(0)));
+        assert_eq!(
+            feed(&mut hs, "6.select;"),
+            Err(HandshakeError::BadSelect(0))
+        );
         let mut hs = ServerHandshake::new();
         assert_eq!(
             feed(&mut hs, "6.select,5.$abcd;").unwrap(),
@@ -372,7 +393,10 @@ mod tests {
         hs.send_args(&["read-only"], &mut Vec::new());
         assert_eq!(
             feed(&mut hs, "7.connect,13.VERSION_1_5_0;"),
-            Err(HandshakeError::WrongParameterCount { expected: 1, got: 0 })
+            Err(HandshakeError::WrongParameterCount {
+                expected: 1,
+                got: 0
+            })
         );
         let mut hs = ServerHandshake::new();
         feed(&mut hs, "6.select,3.ssh;").unwrap();
@@ -382,23 +406,34 @@ mod tests {
             Err(HandshakeError::BadInstruction { .. })
         ));
         // Empty version (pyguacamole) is 1.0.0.
-        let Ok(Event::Complete(h)) = feed(&mut hs, "7.connect,0.,1.v;") else { panic!() };
+        let Ok(Event::Complete(h)) = feed(&mut hs, "7.connect,0.,1.v;") else {
+            panic!()
+        };
         assert_eq!(h.version, ProtocolVersion::V1_0_0);
     }
 
     #[test]
     fn client_side_fills_by_name() {
         let mut p = Parser::new();
-        let (args, _) = p.parse(b"4.args,13.VERSION_1_5_0,8.hostname,4.port,8.password;").unwrap().unwrap();
+        let (args, _) = p
+            .parse(b"4.args,13.VERSION_1_5_0,8.hostname,4.port,8.password;")
+            .unwrap()
+            .unwrap();
         let mut out = Vec::new();
         client::write_connect(
             &mut out,
             &args,
-            &ClientInfo { image_mimetypes: vec!["image/png".into()], ..Default::default() },
+            &ClientInfo {
+                image_mimetypes: vec!["image/png".into()],
+                ..Default::default()
+            },
             &[("port", "22"), ("hostname", "h")],
         );
         let s = String::from_utf8(out).unwrap();
-        assert!(s.ends_with("7.connect,13.VERSION_1_5_0,1.h,2.22,0.;"), "{s}");
+        assert!(
+            s.ends_with("7.connect,13.VERSION_1_5_0,1.h,2.22,0.;"),
+            "{s}"
+        );
         assert!(s.starts_with("4.size,4.1024,3.768,2.96;"));
     }
 }

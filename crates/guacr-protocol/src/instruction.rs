@@ -78,7 +78,10 @@ pub struct Instruction {
 }
 
 impl Instruction {
-    pub fn new<S: Into<String>>(opcode: impl Into<String>, args: impl IntoIterator<Item = S>) -> Self {
+    pub fn new<S: Into<String>>(
+        opcode: impl Into<String>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Self {
         Instruction {
             opcode: opcode.into(),
             args: args.into_iter().map(Into::into).collect(),

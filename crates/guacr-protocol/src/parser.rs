@@ -188,7 +188,6 @@ impl Parser {
             }
         }
     }
-
 }
 
 #[inline]
@@ -237,18 +236,23 @@ mod tests {
     fn guacd_vector_unicode_two_instructions() {
         assert_eq!(U.chars().count(), 4);
         assert_eq!(U.len(), 10);
-        let s = format!(
-            "4.test,6.a{U}b,5.12345,10.a{U}{U}c;5.test2,10.hellohello,15.worldworldworld;"
-        );
+        let s =
+            format!("4.test,6.a{U}b,5.12345,10.a{U}{U}c;5.test2,10.hellohello,15.worldworldworld;");
         let mut p = Parser::new();
         let (ins, used) = p.parse(s.as_bytes()).unwrap().unwrap();
         assert_eq!(ins.opcode(), "test");
         let args: Vec<&str> = ins.args().collect();
-        assert_eq!(args, [format!("a{U}b"), "12345".into(), format!("a{U}{U}c")]);
+        assert_eq!(
+            args,
+            [format!("a{U}b"), "12345".into(), format!("a{U}{U}c")]
+        );
         let rest = &s.as_bytes()[used..];
         let (ins, used2) = p.parse(rest).unwrap().unwrap();
         assert_eq!(ins.opcode(), "test2");
-        assert_eq!(ins.args().collect::<Vec<_>>(), ["hellohello", "worldworldworld"]);
+        assert_eq!(
+            ins.args().collect::<Vec<_>>(),
+            ["hellohello", "worldworldworld"]
+        );
         assert_eq!(used + used2, s.len());
     }
 
@@ -258,7 +262,10 @@ mod tests {
         let bytes = s.as_bytes();
         let mut p = Parser::new();
         for n in 0..bytes.len() {
-            assert!(p.parse(&bytes[..n]).unwrap().is_none(), "complete early at {n}");
+            assert!(
+                p.parse(&bytes[..n]).unwrap().is_none(),
+                "complete early at {n}"
+            );
         }
         let (ins, used) = p.parse(bytes).unwrap().unwrap();
         assert_eq!(used, bytes.len());
@@ -267,8 +274,14 @@ mod tests {
 
     #[test]
     fn errors_are_typed() {
-        assert_eq!(elements(b"4.test,x.y;"), Err(ParseError::InvalidLength { byte: b'x' }));
-        assert_eq!(elements(b"4.test:"), Err(ParseError::InvalidTerminator { byte: b':' }));
+        assert_eq!(
+            elements(b"4.test,x.y;"),
+            Err(ParseError::InvalidLength { byte: b'x' })
+        );
+        assert_eq!(
+            elements(b"4.test:"),
+            Err(ParseError::InvalidTerminator { byte: b':' })
+        );
         assert_eq!(elements(b"8193.a"), Err(ParseError::ElementTooLong));
         assert_eq!(elements(b"1.\xff;"), Err(ParseError::InvalidUtf8));
         let many = "1.a,".repeat(128) + "1.a;";
@@ -291,7 +304,9 @@ mod tests {
         let mut p = Parser::new();
         assert_eq!(
             p.parse(&s.as_bytes()[..s.len() - 1]).err(),
-            Some(ParseError::InstructionTooLong { limit: MAX_INSTRUCTION_BYTES })
+            Some(ParseError::InstructionTooLong {
+                limit: MAX_INSTRUCTION_BYTES
+            })
         );
     }
 

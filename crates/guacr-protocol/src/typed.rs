@@ -257,7 +257,10 @@ mod tests {
         let (ins, used) = p.parse(wire.as_bytes()).unwrap().unwrap();
         assert_eq!(used, wire.len());
         let typed = ServerInstruction::parse(&ins).unwrap();
-        assert!(!matches!(typed, ServerInstruction::Unknown { .. }), "{wire}");
+        assert!(
+            !matches!(typed, ServerInstruction::Unknown { .. }),
+            "{wire}"
+        );
         let mut out = Vec::new();
         typed.encode(&mut out);
         assert_eq!(String::from_utf8(out).unwrap(), wire);
@@ -292,22 +295,34 @@ mod tests {
         let (ins, _) = p.parse(b"3.key,5.65307,1.1;").unwrap().unwrap();
         assert_eq!(
             ClientInstruction::parse(&ins).unwrap(),
-            ClientInstruction::Key { keysym: 65307, pressed: true }
+            ClientInstruction::Key {
+                keysym: 65307,
+                pressed: true
+            }
         );
         let (ins, _) = p.parse(b"5.mouse,2.10,1.x,1.0;").unwrap().unwrap();
         assert_eq!(
             ClientInstruction::parse(&ins),
-            Err(FieldError::Invalid { opcode: "mouse", field: "y", value: "x".into() })
+            Err(FieldError::Invalid {
+                opcode: "mouse",
+                field: "y",
+                value: "x".into()
+            })
         );
         let (ins, _) = p.parse(b"4.size,3.800;").unwrap().unwrap();
         assert_eq!(
             ClientInstruction::parse(&ins),
-            Err(FieldError::Missing { opcode: "size", field: "height" })
+            Err(FieldError::Missing {
+                opcode: "size",
+                field: "height"
+            })
         );
         let (ins, _) = p.parse(b"0.,4.ping,3.123;").unwrap().unwrap();
         assert_eq!(
             ClientInstruction::parse(&ins).unwrap(),
-            ClientInstruction::Internal { args: vec!["ping", "123"] }
+            ClientInstruction::Internal {
+                args: vec!["ping", "123"]
+            }
         );
         let (ins, _) = p.parse(b"5.bogus,1.a;").unwrap().unwrap();
         assert_eq!(ClientInstruction::parse(&ins).unwrap().opcode(), "bogus");

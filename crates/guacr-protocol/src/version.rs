@@ -56,8 +56,14 @@ mod tests {
     #[test]
     fn parses_versions_like_guacd() {
         assert_eq!(ProtocolVersion::from_wire(""), ProtocolVersion::V1_0_0);
-        assert_eq!(ProtocolVersion::from_wire("VERSION_9_9_9"), ProtocolVersion::V1_0_0);
-        assert_eq!(ProtocolVersion::from_wire("VERSION_1_3_0"), ProtocolVersion::V1_3_0);
+        assert_eq!(
+            ProtocolVersion::from_wire("VERSION_9_9_9"),
+            ProtocolVersion::V1_0_0
+        );
+        assert_eq!(
+            ProtocolVersion::from_wire("VERSION_1_3_0"),
+            ProtocolVersion::V1_3_0
+        );
         assert!(ProtocolVersion::V1_5_0.supports_msg());
         assert!(!ProtocolVersion::V1_1_0.supports_required());
     }

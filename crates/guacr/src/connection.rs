@@ -1,0 +1,374 @@
+//! One client connection: the handshake, then the user's input and output loops.
+//! Generic over the byte stream, so TCP, TLS and (later) WebSocket tunnels share it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use guacr_protocol::handshake::{self, Event, Selection, ServerHandshake};
+use guacr_protocol::{InstructionRef, InstructionWriter, ParseError, Parser, Status};
+use guacr_session::user::{Outcome, UserInput};
+use guacr_session::{Params, Session, UserInfo, UserOutput};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::server::ServerState;
+
+/// Why reading an instruction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("connection closed")]
+    Closed,
+    #[error("client timed out")]
+    Timeout,
+    #[error("malformed instruction: {0}")]
+    Parse(#[from] ParseError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Buffers bytes from the client and hands out complete instructions.
+pub struct InstructionReader {
+    buf: Vec<u8>,
+    pos: usize,
+    parser: Parser,
+}
+
+impl Default for InstructionReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InstructionReader {
+    pub fn new() -> Self {
+        InstructionReader {
+            buf: Vec::with_capacity(8192),
+            pos: 0,
+            parser: Parser::new(),
+        }
+    }
+
+    /// Reads until one instruction is complete and passes it to `f`.
+    pub async fn next<R, F, T>(
+        &mut self,
+        rd: &mut R,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, ReadError>
+    where
+        R: AsyncRead + Unpin,
+        F: FnOnce(&InstructionRef<'_>) -> T,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.pos < self.buf.len() {
+                if let Some((ins, used)) = self.parser.parse(&self.buf[self.pos..])? {
+                    let r = f(&ins);
+                    self.pos += used;
+                    return Ok(r);
+                }
+            }
+            if self.pos == self.buf.len() {
+                self.buf.clear();
+                self.pos = 0;
+            } else if self.pos >= 16 * 1024 {
+                self.buf.drain(..self.pos);
+                self.pos = 0;
+            }
+            self.buf.reserve(8192);
+            let n = match tokio::time::timeout_at(deadline, rd.read_buf(&mut self.buf)).await {
+                Err(_) => return Err(ReadError::Timeout),
+                Ok(r) => r?,
+            };
+            if n == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+    }
+}
+
+fn error_bytes(message: &str, status: Status) -> Vec<u8> {
+    let mut buf = Vec::new();
+    handshake::write_error(&mut buf, message, status);
+    InstructionWriter::new(&mut buf, "disconnect").finish();
+    buf
+}
+
+/// Serves one client connection to the end.
+pub async fn serve<S>(stream: S, state: Arc<ServerState>, peer: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut reader = InstructionReader::new();
+    let timeout = state.config.client_timeout();
+    let mut hs = ServerHandshake::new();
+    let mut out = Vec::new();
+    let mut joining: Option<Arc<Session>> = None;
+
+    // Handshake.
+    let handshake = loop {
+        let step = reader.next(&mut rd, timeout, |ins| hs.receive(ins)).await;
+        let event = match step {
+            Ok(Ok(ev)) => ev,
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, "handshake failed: {e}");
+                let _ = wr.write_all(&error_bytes(&e.to_string(), e.status())).await;
+                return;
+            }
+            Err(ReadError::Closed) => {
+                tracing::debug!(%peer, "connection closed during handshake");
+                return;
+            }
+            Err(ReadError::Timeout) => {
+                tracing::info!(%peer, "handshake timed out");
+                let _ = wr
+                    .write_all(&error_bytes("Handshake timed out.", Status::ClientTimeout))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, "handshake failed: {e}");
+                let _ = wr
+                    .write_all(&error_bytes(&e.to_string(), Status::ClientBadRequest))
+                    .await;
+                return;
+            }
+        };
+        match event {
+            Event::Selected(Selection::Protocol(name)) => match state.protocols.get(&name) {
+                Some(p) => {
+                    out.clear();
+                    hs.send_args(p.arg_names(), &mut out);
+                    if wr.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    tracing::info!(%peer, protocol = %name, "unsupported protocol requested");
+                    let msg = format!("Protocol \"{name}\" is not supported.");
+                    let _ = wr
+                        .write_all(&error_bytes(&msg, Status::ClientBadRequest))
+                        .await;
+                    return;
+                }
+            },
+            Event::Selected(Selection::Join(id)) => match state.registry.get(&id) {
+                Some(s) => {
+                    out.clear();
+                    hs.send_args(s.arg_names(), &mut out);
+                    joining = Some(s);
+                    if wr.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    tracing::info!(%peer, connection = %id, "join of an unknown connection");
+                    let _ = wr
+                        .write_all(&error_bytes(
+                            "No such connection.",
+                            Status::ResourceNotFound,
+                        ))
+                        .await;
+                    return;
+                }
+            },
+            Event::Continue => {}
+            Event::Ignored(op) => tracing::debug!(%peer, opcode = %op, "ignored during handshake"),
+            Event::Complete(h) => break h,
+        }
+    };
+
+    let params = Params::from_pairs(handshake.params());
+    let read_only = params.flag("read-only");
+    let (session, user, output) = match joining {
+        None => {
+            let Selection::Protocol(name) = &handshake.selection else {
+                return;
+            };
+            let Some(protocol) = state.protocols.get(name).cloned() else {
+                return;
+            };
+            if state.is_shutting_down() {
+                let _ = wr
+                    .write_all(&error_bytes(
+                        "The server is shutting down.",
+                        Status::ServerBusy,
+                    ))
+                    .await;
+                return;
+            }
+            let owner = UserInfo::new(handshake.client.clone(), handshake.version, true, read_only);
+            let (session, user, output) = Session::start(
+                protocol,
+                owner,
+                params,
+                state.registry.clone(),
+                state.config.session.max_queued_bytes,
+            );
+            tracing::info!(%peer, connection = %session.id(), user = %user.id, protocol = %name, "new connection");
+            (session, user, output)
+        }
+        Some(session) => {
+            let info = UserInfo::new(
+                handshake.client.clone(),
+                handshake.version,
+                false,
+                read_only,
+            );
+            match session.join(info) {
+                Some((user, output)) => {
+                    tracing::info!(%peer, connection = %session.id(), user = %user.id, read_only, "user joined");
+                    (session, user, output)
+                }
+                None => {
+                    let _ = wr
+                        .write_all(&error_bytes(
+                            "No such connection.",
+                            Status::ResourceNotFound,
+                        ))
+                        .await;
+                    return;
+                }
+            }
+        }
+    };
+
+    out.clear();
+    handshake::write_ready(&mut out, session.id());
+    if wr.write_all(&out).await.is_err() {
+        session.leave(&user.id);
+        return;
+    }
+    let disable_paste = session_flag(&handshake, "disable-paste");
+    run_user(
+        reader,
+        rd,
+        wr,
+        session,
+        user,
+        output,
+        state,
+        disable_paste,
+        peer,
+    )
+    .await;
+}
+
+fn session_flag(h: &handshake::Handshake, name: &str) -> bool {
+    h.param(name) == Some("true")
+}
+
+enum Exit {
+    Disconnect,
+    Closed,
+    Timeout,
+    Malformed(String),
+    Removed,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_user<R, W>(
+    mut reader: InstructionReader,
+    mut rd: R,
+    mut wr: W,
+    session: Arc<Session>,
+    user: Arc<UserInfo>,
+    mut output: UserOutput,
+    state: Arc<ServerState>,
+    disable_paste: bool,
+    peer: String,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let timeout = state.config.client_timeout();
+    let keepalive = state.config.keepalive_interval();
+    let mut input = UserInput::new(
+        user.clone(),
+        session.clone(),
+        state.mutable_params,
+        disable_paste,
+    );
+
+    let read_loop = async {
+        loop {
+            match reader.next(&mut rd, timeout, |ins| input.handle(ins)).await {
+                Ok(Outcome::Continue) => {}
+                Ok(Outcome::Disconnect) => return Exit::Disconnect,
+                Err(ReadError::Timeout) => return Exit::Timeout,
+                Err(ReadError::Closed) | Err(ReadError::Io(_)) => return Exit::Closed,
+                Err(ReadError::Parse(e)) => return Exit::Malformed(e.to_string()),
+            }
+        }
+    };
+    let write_loop = async {
+        let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut nop = Vec::new();
+        InstructionWriter::new(&mut nop, "nop").finish();
+        loop {
+            match tokio::time::timeout(keepalive, output.recv()).await {
+                Ok(Some(first)) => {
+                    batch.clear();
+                    batch.extend_from_slice(&first);
+                    while batch.len() < 256 * 1024 {
+                        match output.try_recv() {
+                            Some(more) => batch.extend_from_slice(&more),
+                            None => break,
+                        }
+                    }
+                    if wr.write_all(&batch).await.is_err() {
+                        return Exit::Closed;
+                    }
+                }
+                Ok(None) => return Exit::Removed,
+                Err(_) => {
+                    if wr.write_all(&nop).await.is_err() {
+                        return Exit::Closed;
+                    }
+                }
+            }
+        }
+    };
+
+    let exit = tokio::select! {
+        e = read_loop => e,
+        e = write_loop => e,
+    };
+    let final_bytes = match &exit {
+        Exit::Disconnect => {
+            tracing::info!(%peer, connection = %session.id(), user = %user.id, "user disconnected");
+            Some(error_free_disconnect())
+        }
+        Exit::Closed => {
+            tracing::info!(%peer, connection = %session.id(), user = %user.id, "connection closed");
+            None
+        }
+        Exit::Timeout => {
+            tracing::info!(%peer, connection = %session.id(), user = %user.id, "user is not responding");
+            Some(error_bytes(
+                "User is not responding.",
+                Status::ClientTimeout,
+            ))
+        }
+        Exit::Malformed(e) => {
+            tracing::warn!(%peer, connection = %session.id(), user = %user.id, "malformed input: {e}");
+            Some(error_bytes(
+                &format!("Malformed instruction: {e}"),
+                Status::ClientBadRequest,
+            ))
+        }
+        Exit::Removed => None,
+    };
+    session.leave(&user.id);
+    if let Some(b) = final_bytes {
+        let _ = wr.write_all(&b).await;
+    }
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+}
+
+fn error_free_disconnect() -> Vec<u8> {
+    let mut buf = Vec::new();
+    InstructionWriter::new(&mut buf, "disconnect").finish();
+    buf
+}

@@ -1,0 +1,18 @@
+//! The guacr daemon as a library: configuration, listener, connection handling.
+//! The binary (`main.rs`) adds the command line, daemonizing and signals.
+
+pub mod config;
+pub mod connection;
+pub mod logging;
+pub mod server;
+pub mod tls;
+
+pub use config::Config;
+pub use server::{Server, ServerState, builtin_protocols};
+
+/// Starts a server on the configuration's address with the built-in protocols.
+/// Returns the bound server (see [`Server::local_addrs`]) without serving yet.
+pub async fn bind(config: Config) -> anyhow::Result<Server> {
+    let protocols = builtin_protocols(&config);
+    Server::bind(ServerState::new(config, protocols)).await
+}

@@ -1,0 +1,246 @@
+//! Shared harness for the daemon's integration tests: the real peers started by
+//! `scripts/test-peers.sh`, an in-process daemon on an ephemeral port, and
+//! reading the terminal text back from the rebuilt display.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use guacr::{Config, Server, ServerState};
+use guacr_session::Protocol;
+use guacr_testkit::{ClientInfo, GuacClient, GuacError};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// The loopback peers (see scripts/test-peers.sh).
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub host: String,
+    pub ssh_port: u16,
+    pub telnet_port: u16,
+    pub pw_user: String,
+    pub pw_password: String,
+    pub key_user: String,
+    pub key_passphrase: String,
+    pub key_ed25519: String,
+    pub key_ed25519_enc: String,
+    pub key_rsa_pem_enc: String,
+    pub known_hosts_line: String,
+    pub hostkey_pub: String,
+}
+
+fn unescape_shell(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else if c != '\'' && c != '"' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn env_file() -> HashMap<String, String> {
+    let dir = std::env::var("GUACR_PEERS_DIR").unwrap_or_else(|_| "/var/tmp/guacr-peers".into());
+    let text = std::fs::read_to_string(format!("{dir}/env")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), unescape_shell(v)))
+        .collect()
+}
+
+impl Peers {
+    pub fn get() -> &'static Peers {
+        static P: OnceLock<Peers> = OnceLock::new();
+        P.get_or_init(|| {
+            let file = env_file();
+            let var = |k: &str| -> String {
+                std::env::var(k).ok().or_else(|| file.get(k).cloned()).unwrap_or_else(|| {
+                    panic!("{k} is not set: start the test peers with `scripts/test-peers.sh install && scripts/test-peers.sh start`")
+                })
+            };
+            Peers {
+                host: var("GUACR_TEST_HOST"),
+                ssh_port: var("GUACR_TEST_SSH_PORT").parse().expect("port"),
+                telnet_port: var("GUACR_TEST_TELNET_PORT").parse().expect("port"),
+                pw_user: var("GUACR_TEST_PW_USER"),
+                pw_password: var("GUACR_TEST_PW_PASSWORD"),
+                key_user: var("GUACR_TEST_KEY_USER"),
+                key_passphrase: var("GUACR_TEST_KEY_PASSPHRASE"),
+                key_ed25519: var("GUACR_TEST_KEY_ED25519"),
+                key_ed25519_enc: var("GUACR_TEST_KEY_ED25519_ENC"),
+                key_rsa_pem_enc: var("GUACR_TEST_KEY_RSA_PEM_ENC"),
+                known_hosts_line: var("GUACR_TEST_SSH_KNOWN_HOSTS_LINE"),
+                hostkey_pub: var("GUACR_TEST_SSH_HOSTKEY_PUB"),
+            }
+        })
+    }
+
+    pub fn ssh_port_str(&self) -> String {
+        self.ssh_port.to_string()
+    }
+}
+
+/// A daemon serving on an ephemeral loopback port, inside the test process.
+pub struct TestDaemon {
+    pub addr: SocketAddr,
+    pub state: Arc<ServerState>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestDaemon {
+    pub async fn start() -> TestDaemon {
+        Self::start_with(|_| {}, None).await
+    }
+
+    pub async fn start_with(
+        configure: impl FnOnce(&mut Config),
+        protocols: Option<Vec<Arc<dyn Protocol>>>,
+    ) -> TestDaemon {
+        let mut cfg = Config::default();
+        cfg.server.bind_port = 0;
+        configure(&mut cfg);
+        let protocols = protocols.unwrap_or_else(|| guacr::builtin_protocols(&cfg));
+        let server = Server::bind(ServerState::new(cfg, protocols))
+            .await
+            .expect("bind");
+        let addr = server.local_addrs()[0];
+        let state = server.state();
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(server.run(rx));
+        TestDaemon {
+            addr,
+            state,
+            shutdown: tx,
+            task,
+        }
+    }
+
+    pub async fn client(&self) -> GuacClient<TcpStream> {
+        GuacClient::connect_tcp(self.addr).await.expect("connect")
+    }
+
+    /// Signals shutdown and waits for the drain to finish.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(60), self.task).await;
+    }
+}
+
+pub fn client_info(width: u32, height: u32) -> ClientInfo {
+    ClientInfo {
+        width,
+        height,
+        dpi: 96,
+        image_mimetypes: vec!["image/png".into(), "image/jpeg".into()],
+        timezone: Some("UTC".into()),
+        name: Some("tester".into()),
+        ..Default::default()
+    }
+}
+
+/// Connects to SSH with the password user plus `extra` parameters.
+pub async fn ssh_session(
+    d: &TestDaemon,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<(GuacClient<TcpStream>, String)> {
+    let p = Peers::get();
+    let port = p.ssh_port_str();
+    let mut params: Vec<(&str, &str)> = vec![
+        ("hostname", p.host.as_str()),
+        ("port", port.as_str()),
+        ("username", p.pw_user.as_str()),
+        ("password", p.pw_password.as_str()),
+    ];
+    for (k, v) in extra {
+        params.retain(|(n, _)| n != k);
+        params.push((k, v));
+    }
+    let mut c = d.client().await;
+    let id = c.handshake("ssh", &client_info(800, 600), &params).await?;
+    Ok((c, id))
+}
+
+/// The status of a server `error`, from a testkit error.
+pub fn status_of(e: &anyhow::Error) -> Option<u32> {
+    GuacError::from_anyhow(e).and_then(|g| g.status())
+}
+
+/// Glyph masks of the default terminal font, for reading text back.
+pub struct Glyphs {
+    pub cell: (u32, u32),
+    masks: HashMap<char, Vec<bool>>,
+}
+
+impl Glyphs {
+    pub fn get() -> &'static Glyphs {
+        static G: OnceLock<Glyphs> = OnceLock::new();
+        G.get_or_init(|| {
+            let term = guacr_terminal::Terminal::new(guacr_terminal::TerminalConfig::default())
+                .expect("terminal");
+            let cell = term.cell_size();
+            let masks = guacr_testkit::DEFAULT_CHARSET
+                .chars()
+                .map(|c| (c, term.glyph_mask(c).2))
+                .collect();
+            Glyphs { cell, masks }
+        })
+    }
+
+    pub fn read<S>(&self, c: &GuacClient<S>) -> Vec<String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
+        let blank = vec![false; (self.cell.0 * self.cell.1) as usize];
+        c.display().read_text(
+            self.cell.0,
+            self.cell.1,
+            &|ch| {
+                self.masks
+                    .get(&ch)
+                    .cloned()
+                    .unwrap_or_else(|| blank.clone())
+            },
+            guacr_testkit::DEFAULT_CHARSET,
+        )
+    }
+}
+
+/// Waits until some screen line contains `needle`; returns the screen.
+pub async fn wait_text<S>(
+    c: &mut GuacClient<S>,
+    needle: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<String>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let _ = c.drain(Duration::from_millis(150)).await?;
+        let screen = Glyphs::get().read(c);
+        if screen.iter().any(|l| l.contains(needle)) {
+            return Ok(screen);
+        }
+        if Instant::now() >= deadline || c.state().closed {
+            anyhow::bail!(
+                "{needle:?} not on screen after {timeout:?}; screen:\n{}\n{}",
+                screen.join("\n"),
+                c.state().summary()
+            );
+        }
+    }
+}
+
+/// Counts lines containing `needle`.
+pub fn count_lines(screen: &[String], needle: &str) -> usize {
+    screen.iter().filter(|l| l.contains(needle)).count()
+}

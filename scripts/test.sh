@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script).
+# Installs what it needs (apt, PyPI, npm), starts the real peers on loopback
+# (OpenSSH, telnetd), then runs: fmt, clippy, unit + integration tests against
+# the real peers, the fuzz target build, and the third-party client checks
+# (pyguacamole, guacamole-common-js in headless Chromium) against a running guacr.
+set -euo pipefail
+exec </dev/null
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/guacr-target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+export GUACR_PEERS_DIR=${GUACR_PEERS_DIR:-/var/tmp/guacr-peers}
+mkdir -p "$CARGO_TARGET_DIR"
+
+step() { printf '\n=== %s\n' "$*"; }
+command -v cargo >/dev/null || { echo "cargo is required (Rust >= 1.94)" >&2; exit 1; }
+
+step "install and start test peers"
+scripts/test-peers.sh install
+scripts/test-peers.sh start
+trap 'scripts/test-peers.sh stop >/dev/null 2>&1 || true' EXIT
+# shellcheck disable=SC1091
+source "$GUACR_PEERS_DIR/env"
+
+step "third-party clients (pyguacamole, guacamole-common-js)"
+scripts/clients-setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
+
+step "fuzz targets build"
+if rustup toolchain list 2>/dev/null | grep -q nightly && command -v cargo-fuzz >/dev/null; then
+    (cd fuzz && CARGO_TARGET_DIR=${GUACR_FUZZ_TARGET_DIR:-/var/cache/guacr-fuzz-target} cargo +nightly fuzz build)
+else
+    echo "nightly toolchain or cargo-fuzz missing: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+    (cd fuzz && CARGO_TARGET_DIR=${GUACR_FUZZ_TARGET_DIR:-/var/cache/guacr-fuzz-target} cargo +nightly fuzz build)
+fi
+
+step "third-party clients against a running guacr"
+cargo build --locked -p guacr
+PORT=${GUACR_TEST_PORT:-14823}
+"$CARGO_TARGET_DIR/debug/guacr" -f -b 127.0.0.1 -l "$PORT" -L info > "$CARGO_TARGET_DIR/guacr-clients.log" 2>&1 &
+GUACR_PID=$!
+trap 'kill $GUACR_PID 2>/dev/null || true; scripts/test-peers.sh stop >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.1; done
+VENV=${GUACR_CLIENTS_DIR:-/var/tmp/guacr-clients}/venv
+"$VENV/bin/python" tests/clients/pyguacamole_check.py --host 127.0.0.1 --port "$PORT" \
+    --ssh-port "$GUACR_TEST_SSH_PORT" --user "$GUACR_TEST_PW_USER" --password "$GUACR_TEST_PW_PASSWORD"
+node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port "$PORT" \
+    --ssh-port "$GUACR_TEST_SSH_PORT" --user "$GUACR_TEST_PW_USER" --password "$GUACR_TEST_PW_PASSWORD" \
+    --screenshot "$CARGO_TARGET_DIR/gcjs.png"
+kill $GUACR_PID 2>/dev/null || true
+
+step "summary"
+grep -E '^test result:' "$CARGO_TARGET_DIR/test-output.txt" | awk '{p+=$4; f+=$6; i+=$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'
