@@ -108,7 +108,10 @@ fn check_instruction(ins: &InstructionRef<'_>) {
         assert_eq!(wire, ins.raw().as_bytes());
     }
     let mut p = Parser::with_limit(usize::MAX / 2);
-    let (again, used) = p.parse(&wire).expect("re-encoding parses").expect("complete");
+    let (again, used) = p
+        .parse(&wire)
+        .expect("re-encoding parses")
+        .expect("complete");
     assert_eq!(used, wire.len());
     assert_eq!(again.to_owned(), owned);
 
@@ -127,7 +130,10 @@ fn stable_server(t: &ServerInstruction<'_>) {
     let mut w1 = Vec::new();
     t.encode(&mut w1);
     let mut p = Parser::with_limit(usize::MAX / 2);
-    let (ins, _) = p.parse(&w1).expect("typed encoding parses").expect("complete");
+    let (ins, _) = p
+        .parse(&w1)
+        .expect("typed encoding parses")
+        .expect("complete");
     let t2 = ServerInstruction::parse(&ins).expect("typed encoding re-parses");
     let mut w2 = Vec::new();
     t2.encode(&mut w2);
@@ -138,7 +144,10 @@ fn stable_client(t: &ClientInstruction<'_>) {
     let mut w1 = Vec::new();
     t.encode(&mut w1);
     let mut p = Parser::with_limit(usize::MAX / 2);
-    let (ins, _) = p.parse(&w1).expect("typed encoding parses").expect("complete");
+    let (ins, _) = p
+        .parse(&w1)
+        .expect("typed encoding parses")
+        .expect("complete");
     let t2 = ClientInstruction::parse(&ins).expect("typed encoding re-parses");
     let mut w2 = Vec::new();
     t2.encode(&mut w2);
@@ -159,8 +168,7 @@ fn handshake(instructions: &[(Instruction, usize)], names_from: u8) {
         match hs.receive(&r) {
             Ok(Event::Selected(_)) => {
                 // Announce some names, their count taken from the input.
-                let names: Vec<String> =
-                    (0..names_from % 5).map(|i| format!("param{i}")).collect();
+                let names: Vec<String> = (0..names_from % 5).map(|i| format!("param{i}")).collect();
                 let mut out = Vec::new();
                 hs.send_args(&names, &mut out);
                 assert!(out.starts_with(b"4.args,"));

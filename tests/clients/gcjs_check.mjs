@@ -344,7 +344,9 @@ function handleTunnel(ws, req) {
 
 const PAGE = `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>gcjs check</title>
-<style>html,body{margin:0;background:#333}</style></head>
+<style>html,body{margin:0;background:#333}
+/* A stacking context, as the Guacamole web app has: the default layer canvas has z-index -1. */
+#display{position:relative;isolation:isolate;display:inline-block}</style></head>
 <body>
 <div id="display"></div>
 <script type="module">

@@ -2,6 +2,8 @@
 //! a differential check against a tiny reference parser on arbitrary bytes,
 //! typed instruction round trips, and handshake robustness.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use guacr_protocol::handshake::{Event, ServerHandshake};
 use guacr_protocol::{
     ClientInstruction, Instruction, MAX_ELEMENT_CODEPOINTS, MAX_ELEMENTS, MAX_INSTRUCTION_BYTES,
@@ -486,7 +488,7 @@ fn finite_f64() -> impl Strategy<Value = f64> {
             0.0,
             -0.0,
             0.5,
-            3.14,
+            0.1,
             1e300,
             -1e-300,
             f64::MAX,

@@ -66,6 +66,9 @@ impl GlyphKey {
     }
 }
 
+/// (character, style bits, span in cells).
+type CoverageKey = (char, u8, u8);
+
 /// One loaded face and where it came from.
 struct Face {
     font: fontdue::Font,
@@ -157,10 +160,7 @@ fn system_face(family: &str, style: u8) -> Option<(Arc<Face>, bool)> {
     let exact = (info.weight.0 >= 600) == (style & STYLE_BOLD != 0)
         && (info.style != fontdb::Style::Normal) == (style & STYLE_ITALIC != 0);
     let key = format!("system:{}:{}", info.post_script_name, info.index);
-    let face = cached_face(key, || {
-        db.with_face_data(id, |data, index| parse_face(data, index))
-            .flatten()
-    })?;
+    let face = cached_face(key, || db.with_face_data(id, parse_face).flatten())?;
     Some((face, exact))
 }
 
@@ -181,7 +181,7 @@ pub struct FontSet {
     /// Regular, bold, italic, bold-italic; `bool` = synthesize bold.
     styles: [OnceLock<(Arc<Face>, bool)>; 4],
     system: bool,
-    coverage: Mutex<HashMap<(char, u8, u8), Arc<[u8]>>>,
+    coverage: Mutex<HashMap<CoverageKey, Arc<[u8]>>>,
     pngs: Mutex<HashMap<GlyphKey, Arc<[u8]>>>,
 }
 

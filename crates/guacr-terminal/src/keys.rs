@@ -23,7 +23,7 @@ impl Modifiers {
             0xffe1 | 0xffe2 => self.shift = pressed,
             0xffe3 | 0xffe4 => self.ctrl = pressed,
             // Alt_L/R, Meta_L/R.
-            0xffe9 | 0xffea | 0xffe7 | 0xffe8 => self.alt = pressed,
+            0xffe7..=0xffea => self.alt = pressed,
             // Caps/Shift lock, Super, Hyper, AltGr (ISO_Level3_Shift), Mode_switch.
             0xffe5 | 0xffe6 | 0xffeb..=0xffee | 0xfe03 | 0xff7e => {}
             _ => return false,
@@ -106,7 +106,7 @@ pub fn key_bytes(keysym: u32, mods: Modifiers, modes: KeyModes, backspace: u8, o
             }
         }
         // Pause, Scroll_Lock, Sys_Req: nothing
-        0xff13 | 0xff14 | 0xff15 => {}
+        0xff13..=0xff15 => {}
         // Escape
         0xff1b => {
             alt_prefix(out);

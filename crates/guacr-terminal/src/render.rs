@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use guacr_protocol::{COMP_SRC, InstructionWriter};
+use guacr_protocol::{COMP_OVER, InstructionWriter};
 
 use crate::color::Rgb;
 use crate::font::{FontSet, GlyphKey};
@@ -36,6 +36,7 @@ const MAX_ROW_LOOKBACK: usize = 64;
 /// How far left to look for identical cells to copy from.
 const MAX_COL_LOOKBACK: usize = 16;
 
+#[allow(clippy::too_many_arguments)] // mirrors the instruction's 9 arguments
 pub(crate) fn write_copy(
     out: &mut Vec<u8>,
     src: i32,
@@ -53,7 +54,7 @@ pub(crate) fn write_copy(
         .arg(&sy)
         .arg(&w)
         .arg(&h)
-        .arg(&COMP_SRC)
+        .arg(&COMP_OVER)
         .arg(&dst)
         .arg(&dx)
         .arg(&dy)
@@ -69,7 +70,7 @@ pub(crate) fn write_fill(out: &mut Vec<u8>, layer: i32, x: u32, y: u32, w: u32, 
         .arg(&h)
         .finish();
     InstructionWriter::new(out, "cfill")
-        .arg(&COMP_SRC)
+        .arg(&COMP_OVER)
         .arg(&layer)
         .arg(&c.r)
         .arg(&c.g)
@@ -90,7 +91,7 @@ pub(crate) fn write_size(out: &mut Vec<u8>, layer: i32, w: u32, h: u32) {
 pub(crate) fn write_png(out: &mut Vec<u8>, stream: u32, layer: i32, x: u32, y: u32, png: &[u8]) {
     InstructionWriter::new(out, "img")
         .arg(&stream)
-        .arg(&COMP_SRC)
+        .arg(&COMP_OVER)
         .arg(&layer)
         .arg("image/png")
         .arg(&x)
@@ -200,6 +201,18 @@ pub(crate) struct Renderer {
     cache: GlyphCache,
 }
 
+/// What the screen should show.
+pub(crate) struct Frame<'a> {
+    /// One key per cell, row-major.
+    pub target: &'a [GlyphKey],
+    pub cols: usize,
+    pub rows: usize,
+    /// Size of layer 0 in pixels.
+    pub size: (u32, u32),
+    /// Default background (margins, clears).
+    pub bg: Rgb,
+}
+
 /// One drawing decision of [`draw_diff`].
 #[derive(Clone, Copy, Debug)]
 enum Choice {
@@ -244,16 +257,14 @@ impl Renderer {
     }
 
     /// Draws what changed between the clients' state and `target`.
-    pub(crate) fn render(
-        &mut self,
-        target: &[GlyphKey],
-        cols: usize,
-        rows: usize,
-        size: (u32, u32),
-        bg: Rgb,
-        fonts: &FontSet,
-        out: &mut Vec<u8>,
-    ) {
+    pub(crate) fn render(&mut self, frame: &Frame<'_>, fonts: &FontSet, out: &mut Vec<u8>) {
+        let Frame {
+            target,
+            cols,
+            rows,
+            size,
+            bg,
+        } = *frame;
         let (cw, ch) = fonts.cell_size();
         if self.layer_size != Some(size) || self.cols != cols || self.rows != rows {
             if self.layer_size != Some(size) {
@@ -428,6 +439,9 @@ fn detect_scroll(
     best.map(|(s, f, l, _)| (s, f, l))
 }
 
+/// Draws one cell's glyph at a pixel position.
+type GlyphDrawer<'a> = &'a mut dyn FnMut(&GlyphKey, u32, u32, &mut Vec<u8>);
+
 /// Emits the instructions that turn `state` into `target`, updating `state`.
 /// `glyph` draws one cell's glyph at a pixel position.
 fn draw_diff(
@@ -437,7 +451,7 @@ fn draw_diff(
     rows: usize,
     (cw, ch): (u32, u32),
     out: &mut Vec<u8>,
-    glyph: &mut dyn FnMut(&GlyphKey, u32, u32, &mut Vec<u8>),
+    glyph: GlyphDrawer<'_>,
 ) {
     let n = cols * rows;
     if target.len() != n || state.len() != n {

@@ -18,7 +18,7 @@ use crate::TerminalError;
 use crate::color::{ColorScheme, Rgb};
 use crate::font::{FontSet, GlyphKey};
 use crate::keys::{self, KeyModes, Modifiers};
-use crate::render::Renderer;
+use crate::render::{Frame, Renderer};
 
 /// Lines scrolled per mouse wheel step (as guacd).
 const WHEEL_SCROLL_LINES: i32 = 3;
@@ -252,6 +252,17 @@ impl Terminal {
         self.parser.advance(&mut self.term, bytes);
         self.damaged = true;
         self.drain_events();
+        self.release_spare_history();
+    }
+
+    /// alacritty grows the scrollback in chunks of 1000 pre-allocated rows
+    /// (~2.4 MB at 100 columns) on the first scrolled line; drop the unused
+    /// part so memory follows the history actually held.
+    fn release_spare_history(&mut self) {
+        let grid = self.term.grid();
+        if grid.history_size() < self.cfg.scrollback {
+            self.term.grid_mut().truncate();
+        }
     }
 
     fn drain_events(&mut self) {
@@ -373,11 +384,12 @@ impl Terminal {
             }
             self.term.selection = Some(Selection::new(SelectionType::Simple, point, side));
             self.selecting = true;
-        } else if mask & 1 != 0 && self.selecting {
-            if let Some(sel) = self.term.selection.as_mut() {
-                sel.update(point, side);
-                self.damaged = true;
-            }
+        } else if mask & 1 != 0
+            && self.selecting
+            && let Some(sel) = self.term.selection.as_mut()
+        {
+            sel.update(point, side);
+            self.damaged = true;
         }
         if released & 1 != 0 && self.selecting {
             self.selecting = false;
@@ -480,13 +492,7 @@ impl Terminal {
         let cell = std::mem::size_of::<Cell>();
         // Both grids (primary with its allocated history, alternate screen).
         let primary_rows = grid.screen_lines() + grid.history_size();
-        let history_alloc = if grid.history_size() > 0 {
-            // alacritty allocates history in chunks of 1000 rows.
-            grid.history_size().next_multiple_of(1000) - grid.history_size()
-        } else {
-            0
-        };
-        let rows = primary_rows + history_alloc + grid.screen_lines();
+        let rows = primary_rows + grid.screen_lines();
         rows * (grid.columns() * cell + 32) + self.renderer.heap_bytes()
     }
 
@@ -506,15 +512,14 @@ impl Terminal {
         let target = self.build_target();
         let cols = self.term.columns();
         let rows = self.term.screen_lines();
-        self.renderer.render(
-            &target,
+        let frame = Frame {
+            target: &target,
             cols,
             rows,
-            (self.cfg.width.max(1), self.cfg.height.max(1)),
-            self.scheme.background,
-            &self.fonts,
-            out,
-        );
+            size: (self.cfg.width.max(1), self.cfg.height.max(1)),
+            bg: self.scheme.background,
+        };
+        self.renderer.render(&frame, &self.fonts, out);
         self.damaged = false;
     }
 

@@ -165,6 +165,30 @@ impl Layer {
     /// Composites a `w`x`h` RGBA image at (dx, dy), clipped to the layer.
     fn blit(&mut self, src: &[u8], w: u32, h: u32, dx: i32, dy: i32, mode: i32) {
         self.blit_with(src, w, h, dx, dy, |s, d| composite(mode, s, d));
+        if is_unbounded(mode) {
+            let (x0, y0) = (i64::from(dx), i64::from(dy));
+            let (x1, y1) = (x0 + i64::from(w), y0 + i64::from(h));
+            self.clear_outside(mode, |x, y| x >= x0 && x < x1 && y >= y0 && y < y1);
+        }
+    }
+
+    /// Canvas semantics of the "unbounded" composite operations that
+    /// guacamole-common-js maps masks to (`copy`, `source-in`, `source-out`,
+    /// `destination-in`, `destination-atop`): every pixel outside the drawn
+    /// area is composited with a transparent source — `copy` (SRC, 0xC) erases
+    /// the whole rest of the layer. Modelling this catches servers that draw
+    /// partial updates with SRC.
+    fn clear_outside(&mut self, mode: i32, inside: impl Fn(i64, i64) -> bool) {
+        for y in 0..i64::from(self.height) {
+            for x in 0..i64::from(self.width) {
+                if inside(x, y) {
+                    continue;
+                }
+                let o = ((y * i64::from(self.width) + x) * 4) as usize;
+                let d = [self.data[o], self.data[o + 1], self.data[o + 2], self.data[o + 3]];
+                self.data[o..o + 4].copy_from_slice(&composite(mode, [0, 0, 0, 0], d));
+            }
+        }
     }
 
     fn blit_with(
@@ -199,6 +223,11 @@ impl Layer {
             }
         }
     }
+}
+
+/// Masks that guacamole-common-js maps to unbounded canvas operations.
+pub fn is_unbounded(mode: i32) -> bool {
+    matches!(mode, 0x1 | 0x4 | 0x8 | 0x9 | 0xC)
 }
 
 fn check_dimensions(width: u32, height: u32) -> anyhow::Result<()> {
@@ -782,6 +811,15 @@ fn fill_path(layer: &mut Layer, mode: i32, color: [u8; 4]) {
             }
         }
     }
+    if is_unbounded(mode) {
+        layer.clear_outside(mode, |x, y| {
+            x >= bx0
+                && x < bx1
+                && y >= by0
+                && y < by1
+                && mask[(y - by0) as usize * bw + (x - bx0) as usize]
+        });
+    }
 }
 
 #[cfg(test)]
@@ -865,7 +903,7 @@ mod tests {
             );
         }
         // Scroll up by one row: copy rows 1..4 to 0..3 on the same layer.
-        apply_all(&mut d, &["copy,0,0,1,3,3,12,0,0,0"]);
+        apply_all(&mut d, &["copy,0,0,1,3,3,14,0,0,0"]);
         for x in 0..3 {
             assert_eq!(d.pixel(0, x, 0), [11, 0, 0, 255]);
             assert_eq!(d.pixel(0, x, 1), [21, 0, 0, 255]);
@@ -873,7 +911,7 @@ mod tests {
             assert_eq!(d.pixel(0, x, 3), [31, 0, 0, 255]);
         }
         // Scroll down by one row (overlap in the other direction).
-        apply_all(&mut d, &["copy,0,0,0,3,3,12,0,0,1"]);
+        apply_all(&mut d, &["copy,0,0,0,3,3,14,0,0,1"]);
         assert_eq!(d.pixel(0, 1, 0), [11, 0, 0, 255]);
         assert_eq!(d.pixel(0, 1, 1), [11, 0, 0, 255]);
         assert_eq!(d.pixel(0, 1, 2), [21, 0, 0, 255]);
@@ -895,13 +933,26 @@ mod tests {
         let over = d.pixel(0, 1, 0);
         assert_eq!(over, [128, 0, 127, 255]);
         assert_eq!(d.pixel(0, 0, 0), over);
-        apply_all(&mut d, &["rect,0,2,0,1,1", "cfill,12,0,255,0,0,128"]);
-        assert_eq!(d.pixel(0, 2, 0), [255, 0, 0, 128]);
-        // Untouched pixel.
-        assert_eq!(d.pixel(0, 3, 0), [0, 0, 255, 255]);
-        // The path is consumed by cfill.
+        // The path is consumed by cfill: a fill without a path changes nothing.
         apply_all(&mut d, &["cfill,12,0,1,2,3,4"]);
         assert_eq!(d.pixel(0, 3, 0), [0, 0, 255, 255]);
+        // SRC replaces the pixel, and (as on a browser canvas, `copy`) clears
+        // everything outside the path.
+        apply_all(&mut d, &["rect,0,2,0,1,1", "cfill,12,0,255,0,0,128"]);
+        assert_eq!(d.pixel(0, 2, 0), [255, 0, 0, 128]);
+        assert_eq!(d.pixel(0, 3, 0), [0, 0, 0, 0]);
+        assert_eq!(d.pixel(0, 0, 0), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn src_copy_erases_the_rest_of_the_layer_like_a_canvas() {
+        let mut d = Display::new();
+        apply_all(&mut d, &["size,0,4,1", "rect,0,0,0,4,1", "cfill,14,0,9,9,9,255"]);
+        apply_all(&mut d, &["copy,0,0,0,1,1,12,0,3,0"]);
+        assert_eq!(d.pixel(0, 3, 0), [9, 9, 9, 255]);
+        assert_eq!(d.pixel(0, 1, 0), [0, 0, 0, 0]);
+        apply_all(&mut d, &["rect,0,0,0,4,1", "cfill,14,0,9,9,9,255", "copy,0,0,0,1,1,14,0,3,0"]);
+        assert_eq!(d.pixel(0, 1, 0), [9, 9, 9, 255], "OVER is bounded");
     }
 
     #[test]
