@@ -445,11 +445,21 @@ impl Session {
         }
     }
 
-    /// A monotonic `sync` timestamp.
+    /// A strictly increasing `sync` timestamp (milliseconds since the epoch),
+    /// so every frame's echo can be told apart.
     fn next_timestamp(&self) -> i64 {
         let now = now_millis();
-        let prev = self.last_ts.fetch_max(now, Ordering::Relaxed);
-        prev.max(now)
+        let mut prev = self.last_ts.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev + 1);
+            match self
+                .last_ts
+                .compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(actual) => prev = actual,
+            }
+        }
     }
 
     /// Ends a frame: sends `sync,<ts>` to every active user and starts tracking its echo.

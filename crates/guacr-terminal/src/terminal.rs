@@ -499,7 +499,11 @@ impl Terminal {
     /// Instructions for everything that changed since the last frame (the
     /// broadcast stream). The caller adds `sync`.
     pub fn render_frame(&mut self, out: &mut Vec<u8>) {
-        if self.parser.sync_timeout().pending_timeout() {
+        let sync_pending = self.parser.sync_timeout().pending_timeout();
+        if !self.damaged && !sync_pending {
+            return;
+        }
+        if sync_pending {
             self.sync_frames += 1;
             if self.sync_frames >= SYNC_UPDATE_MAX_FRAMES {
                 self.parser.stop_sync(&mut self.term);

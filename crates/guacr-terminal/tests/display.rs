@@ -361,3 +361,49 @@ fn idle_session_memory_is_small() {
     let bytes = t.heap_bytes();
     assert!(bytes < 1024 * 1024, "idle session uses {bytes} bytes");
 }
+
+#[test]
+fn synchronized_update_holds_output() {
+    let mut t = term(400, 200);
+    let mut d = Display::default();
+    d.apply(&frame(&mut t));
+    t.feed(b"\x1b[?2026hhidden");
+    assert!(frame(&mut t).is_empty());
+    t.feed(b" until done\x1b[?2026l");
+    d.apply(&frame(&mut t));
+    assert_eq!(read_row(&t, &d, 0, FG, BG), "hidden until done");
+    // A synchronized update that never ends is flushed after a few frames.
+    t.feed(b"\r\n\x1b[?2026hstuck");
+    let mut shown = false;
+    for _ in 0..6 {
+        d.apply(&frame(&mut t));
+        shown |= read_row(&t, &d, 1, FG, BG) == "stuck";
+    }
+    assert!(shown);
+}
+
+#[test]
+fn wide_and_colored_glyphs_are_exact() {
+    let mut t = term(400, 200);
+    let mut d = Display::default();
+    t.feed("\u{4e2d}\x1b[1;32mB\x1b[0m\x1b[4mu".as_bytes());
+    d.apply(&frame(&mut t));
+    let (cw, ch) = t.cell_size();
+    let cell = |col: u32| d.screen().region(col * cw, 0, cw, ch).concat();
+    let key = |ch: char, fg: Rgb, attrs: u8| GlyphKey {
+        ch,
+        fg,
+        bg: BG,
+        attrs,
+    };
+    let fonts = t.fonts();
+    assert_eq!(cell(0), fonts.glyph_rgb(&key('\u{4e2d}', FG, GlyphKey::WIDE_LEFT)));
+    assert_eq!(cell(1), fonts.glyph_rgb(&key('\u{4e2d}', FG, GlyphKey::WIDE_RIGHT)));
+    // Bold green is guacd's bright green (color 10).
+    let green = Rgb::new(0x67, 0xff, 0x67);
+    assert_eq!(cell(2), fonts.glyph_rgb(&key('B', green, GlyphKey::BOLD)));
+    assert_eq!(cell(3), fonts.glyph_rgb(&key('u', FG, GlyphKey::UNDERLINE)));
+    // The wide glyph really has ink in both halves.
+    assert!(cell(0).chunks(3).any(|p| p != [0, 0, 0]));
+    assert!(cell(1).chunks(3).any(|p| p != [0, 0, 0]));
+}

@@ -311,3 +311,86 @@ async fn join_unknown_connection_is_516() {
         .expect_err("unknown id");
     assert_eq!(status_of(&e), Some(516));
 }
+
+/// A second sshd that only offers keyboard-interactive (PAM) authentication.
+struct KbdOnlySshd {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl KbdOnlySshd {
+    fn start() -> KbdOnlySshd {
+        let peers_dir = std::env::var("GUACR_PEERS_DIR").unwrap_or_else(|_| "/var/tmp/guacr-peers".into());
+        let base = std::fs::read_to_string(format!("{peers_dir}/sshd_config")).expect("peers sshd_config");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let dir = std::env::temp_dir().join(format!("guacr-kbd-sshd-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf: String = base
+            .lines()
+            .filter(|l| {
+                let k = l.split_whitespace().next().unwrap_or("");
+                !matches!(k, "Port" | "PasswordAuthentication" | "PidFile" | "PubkeyAuthentication")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            + &format!(
+                "Port {port}\nPasswordAuthentication no\nPubkeyAuthentication no\nKbdInteractiveAuthentication yes\nPidFile {}/sshd.pid\n",
+                dir.display()
+            );
+        let conf_path = dir.join("sshd_config");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&conf_path)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        KbdOnlySshd { child, port, dir }
+    }
+}
+
+impl Drop for KbdOnlySshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn keyboard_interactive_login() {
+    let sshd = KbdOnlySshd::start();
+    let d = TestDaemon::start().await;
+    let port = sshd.port.to_string();
+    let (mut c, _) = ssh_session(&d, &[("port", &port)]).await.unwrap();
+    wait_text(&mut c, "guacr$", T).await.expect("logged in with keyboard-interactive");
+    let (mut bad, _) = ssh_session(&d, &[("port", &port), ("password", "nope")]).await.unwrap();
+    bad.wait_for_close(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(bad.state().last_error().map(|e| e.status), Some(769));
+}
+
+#[tokio::test]
+async fn color_scheme_changes_at_runtime_through_argv() {
+    let d = TestDaemon::start().await;
+    let (mut c, _) = ssh_session(&d, &[("color-scheme", "black-white")]).await.unwrap();
+    wait_text(&mut c, "guacr$", T).await.unwrap();
+    let bg = |c: &guacr_testkit::GuacClient<tokio::net::TcpStream>| c.display().pixel(0, 400, 500);
+    assert_eq!(bg(&c)[..3], [255, 255, 255], "black-white has a white background");
+    c.send_argv("color-scheme", "background:rgb:00/00/80;foreground:rgb:ff/ff/00")
+        .await
+        .unwrap();
+    c.wait_for(T, |d, _| d.pixel(0, 400, 500)[..3] == [0, 0, 0x80])
+        .await
+        .expect("background repainted with the new scheme");
+}
