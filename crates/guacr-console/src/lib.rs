@@ -431,3 +431,86 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// Asks a question in the terminal before the upstream exists (guacd prompts
+/// for a missing SSH username or password this way) and returns the line typed.
+///
+/// Handles typing, backspace, paste, resize and users joining meanwhile.
+/// With `echo` false nothing typed is shown (passwords).
+pub async fn read_line(
+    ctx: &mut SessionContext,
+    term: &mut Terminal,
+    prompt: &str,
+    echo: bool,
+) -> Result<String, SessionError> {
+    let session = ctx.session.clone();
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut keys = Vec::new();
+    let draw = |term: &mut Terminal, out: &mut Vec<u8>| {
+        out.clear();
+        term.render_frame(out);
+        if !out.is_empty() {
+            session.broadcast(out);
+            session.end_frame();
+        }
+    };
+    term.feed(prompt.as_bytes());
+    draw(term, &mut out);
+    loop {
+        match ctx.events.recv().await {
+            HandlerEvent::Shutdown => {
+                if session.user_count() == 0 || session.is_shutting_down() {
+                    return Err(SessionError::new(Status::SessionClosed, "Every user left."));
+                }
+            }
+            HandlerEvent::Joined(user) => {
+                draw(term, &mut out);
+                let mut full = Vec::new();
+                term.render_full(&mut full);
+                session.send_to(&user.id, &full);
+                session.sync_user(&user.id);
+                session.activate(&user.id);
+            }
+            HandlerEvent::Left(_) => {}
+            HandlerEvent::Input { input, .. } => {
+                let typed: Vec<u8> = match input {
+                    Input::Key { keysym, pressed } => {
+                        keys.clear();
+                        term.key(keysym, pressed, &mut keys);
+                        keys.clone()
+                    }
+                    Input::Clipboard { data, .. } => data,
+                    Input::Size { width, height } => {
+                        term.resize(width.clamp(64, 8192), height.clamp(64, 8192));
+                        Vec::new()
+                    }
+                    _ => Vec::new(),
+                };
+                for ch in String::from_utf8_lossy(&typed).chars() {
+                    match ch {
+                        '\r' | '\n' => {
+                            term.feed(b"\r\n");
+                            draw(term, &mut out);
+                            return Ok(line);
+                        }
+                        '\u{7f}' | '\u{8}' => {
+                            if line.pop().is_some() && echo {
+                                term.feed(b"\x08 \x08");
+                            }
+                        }
+                        c if !c.is_control() => {
+                            line.push(c);
+                            if echo {
+                                let mut b = [0u8; 4];
+                                term.feed(c.encode_utf8(&mut b).as_bytes());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                draw(term, &mut out);
+            }
+        }
+    }
+}

@@ -170,12 +170,21 @@ fn upstream_error(status: Status, msg: impl Into<String>) -> SessionError {
 }
 
 async fn run(
-    ctx: SessionContext,
+    mut ctx: SessionContext,
     opts: ConsoleOptions,
     timeout: Duration,
 ) -> Result<(), SessionError> {
-    let settings = Settings::from_params(&ctx.params, ctx.owner.client.timezone.as_deref())?;
-    let term = guacr_console::create_terminal(&ctx.params, &ctx.owner)?;
+    let mut settings = Settings::from_params(&ctx.params, ctx.owner.client.timezone.as_deref())?;
+    let mut term = guacr_console::create_terminal(&ctx.params, &ctx.owner)?;
+    // Like guacd: ask in the terminal for what the connection does not provide.
+    if settings.username.is_none() {
+        let name = guacr_console::read_line(&mut ctx, &mut term, "Login as: ", true).await?;
+        settings.username = Some(name);
+    }
+    if settings.password.is_none() && settings.private_key.is_none() {
+        let pw = guacr_console::read_line(&mut ctx, &mut term, "Password: ", false).await?;
+        settings.password = Some(pw);
+    }
     let known = match &settings.host_key {
         Some(text) => Some(KnownHosts::parse(text).map_err(|e| {
             SessionError::new(
@@ -201,12 +210,7 @@ async fn run(
         None => None,
     };
 
-    let username = settings.username.clone().ok_or_else(|| {
-        SessionError::new(
-            Status::ClientUnauthorized,
-            "A username is required for SSH.",
-        )
-    })?;
+    let username = settings.username.clone().unwrap_or_default();
 
     let config = Arc::new(client::Config {
         keepalive_interval: (settings.server_alive_interval > 0)

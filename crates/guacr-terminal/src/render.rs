@@ -1,5 +1,9 @@
 //! Turning a grid of cells into Guacamole drawing instructions.
 //!
+//! Every drawing operation uses composite mode 14 (OVER): all images and
+//! fills are opaque, and mode 12 (SRC) maps to canvas `copy` in
+//! guacamole-common-js, which clears the rest of the layer.
+//!
 //! The renderer keeps, per session, only a compact record of what every
 //! client shows in each cell ([`GlyphKey`], 12 bytes a cell) and the index of
 //! the glyph cache held client-side in an off-screen buffer layer. No pixels

@@ -394,3 +394,21 @@ async fn color_scheme_changes_at_runtime_through_argv() {
         .await
         .expect("background repainted with the new scheme");
 }
+
+#[tokio::test]
+async fn missing_credentials_are_asked_in_the_terminal() {
+    let d = TestDaemon::start().await;
+    let p = Peers::get();
+    let (mut c, _) = ssh_session(&d, &[("username", ""), ("password", "")]).await.unwrap();
+    wait_text(&mut c, "Login as:", T).await.expect("username prompt");
+    c.type_text(&p.pw_user).await.unwrap();
+    c.press_key(keysym::RETURN).await.unwrap();
+    wait_text(&mut c, "Password:", T).await.expect("password prompt");
+    c.type_text(&p.pw_password).await.unwrap();
+    c.press_key(keysym::RETURN).await.unwrap();
+    let screen = wait_text(&mut c, "guacr$", T).await.expect("logged in");
+    assert!(
+        !screen.iter().any(|l| l.contains(&p.pw_password)),
+        "the password is never echoed: {screen:?}"
+    );
+}

@@ -1,5 +1,8 @@
 //! A tiny Guacamole display model for tests: applies `size`, `img`/`blob`/
 //! `end` (PNG), `copy`, `rect` + `cfill` to RGBA layers.
+//!
+//! Only composite mode 14 (OVER) is accepted: mode 12 (SRC) is canvas
+//! `copy` in guacamole-common-js, which erases the rest of the layer.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -30,9 +33,19 @@ impl Layer {
         self.px[(y * self.w + x) as usize]
     }
 
+    /// Draws `v` with source-over compositing.
     fn put(&mut self, x: i64, y: i64, v: [u8; 4]) {
         if x >= 0 && y >= 0 && (x as u32) < self.w && (y as u32) < self.h {
-            self.px[(y as u32 * self.w + x as u32) as usize] = v;
+            let d = &mut self.px[(y as u32 * self.w + x as u32) as usize];
+            let a = u32::from(v[3]);
+            if a == 255 {
+                *d = v;
+            } else {
+                for i in 0..3 {
+                    d[i] = ((u32::from(v[i]) * a + u32::from(d[i]) * (255 - a)) / 255) as u8;
+                }
+                d[3] = (a + u32::from(d[3]) * (255 - a) / 255) as u8;
+            }
         }
     }
 
@@ -87,7 +100,7 @@ impl Display {
                 self.layer(l).resize(w, h);
             }
             "img" => {
-                assert_eq!(a[1], "12", "img mode");
+                assert_eq!(a[1], "14", "img mode");
                 assert_eq!(a[3], "image/png");
                 self.streams.insert(
                     a[0].clone(),
@@ -123,7 +136,7 @@ impl Display {
             "copy" => {
                 let src = num(&a[0]) as i32;
                 let (sx, sy, w, h) = (num(&a[1]), num(&a[2]), num(&a[3]), num(&a[4]));
-                assert_eq!(a[5], "12", "copy mode");
+                assert_eq!(a[5], "14", "copy mode");
                 let dst = num(&a[6]) as i32;
                 let (dx, dy) = (num(&a[7]), num(&a[8]));
                 // Snapshot semantics (as canvas drawImage onto itself).
@@ -152,7 +165,7 @@ impl Display {
                 ));
             }
             "cfill" => {
-                assert_eq!(a[0], "12", "cfill mode");
+                assert_eq!(a[0], "14", "cfill mode");
                 let l = num(&a[1]) as i32;
                 let c = [
                     num(&a[2]) as u8,
