@@ -494,10 +494,8 @@ pub async fn read_line(
                             draw(term, &mut out);
                             return Ok(line);
                         }
-                        '\u{7f}' | '\u{8}' => {
-                            if line.pop().is_some() && echo {
-                                term.feed(b"\x08 \x08");
-                            }
+                        '\u{7f}' | '\u{8}' if line.pop().is_some() && echo => {
+                            term.feed(b"\x08 \x08");
                         }
                         c if !c.is_control() => {
                             line.push(c);

@@ -442,6 +442,52 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The byte limit is exact: an instruction of `len` bytes parses under a
+    /// limit of `len` and fails under `len - 1`, whole or fed in chunks.
+    #[test]
+    fn byte_limit_is_exact(ins in stream_instruction(), delta in -2isize..=2) {
+        let mut wire = Vec::new();
+        ins.encode(&mut wire);
+        let limit = wire.len().saturating_add_signed(delta);
+        let got = parser_outcome(&mut Parser::with_limit(limit), &wire);
+        prop_assert_eq!(&got, &reference_parse(&wire, limit));
+        if wire.len() <= limit {
+            let complete = matches!(got, RefOutcome::Complete { used, .. } if used == wire.len());
+            prop_assert!(complete, "{:?}", got);
+        } else {
+            prop_assert_eq!(got, RefOutcome::Error(ParseError::InstructionTooLong { limit }));
+        }
+        let cuts: Vec<usize> = (0..wire.len()).step_by(7).collect();
+        let (list, end, _) = feed_chunked(limit, &wire, &cuts);
+        prop_assert_eq!(end.is_ok(), wire.len() <= limit);
+        prop_assert_eq!(list.len(), usize::from(wire.len() <= limit));
+    }
+
+    /// At most 128 elements (opcode included), whatever their content.
+    #[test]
+    fn element_count_limit(
+        n in (MAX_ELEMENTS - 3)..(MAX_ELEMENTS + 3),
+        arg in string_of(3),
+        tail in proptest::collection::vec(any::<u8>(), 0..4),
+    ) {
+        let ins = Instruction { opcode: "x".into(), args: vec![arg; n - 1] };
+        let mut wire = Vec::new();
+        ins.encode(&mut wire);
+        wire.extend_from_slice(&tail);
+        let got = parser_outcome(&mut Parser::new(), &wire);
+        prop_assert_eq!(&got, &reference_parse(&wire, MAX_INSTRUCTION_BYTES));
+        if n <= MAX_ELEMENTS {
+            let complete = matches!(got, RefOutcome::Complete { ref elements, .. } if elements.len() == n);
+            prop_assert!(complete, "{:?}", got);
+        } else {
+            prop_assert_eq!(got, RefOutcome::Error(ParseError::TooManyElements));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Typed instructions.
 // ---------------------------------------------------------------------------

@@ -452,10 +452,12 @@ impl Session {
         let mut prev = self.last_ts.load(Ordering::Relaxed);
         loop {
             let next = now.max(prev + 1);
-            match self
-                .last_ts
-                .compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.last_ts.compare_exchange_weak(
+                prev,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return next,
                 Err(actual) => prev = actual,
             }

@@ -1,4 +1,5 @@
 //! Session core behaviour: broadcast, joiners, frame acknowledgement, failure isolation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,12 @@ impl Protocol for Probe {
         Box::pin(async move {
             match ctx.params.get("mode") {
                 Some("panic") => panic!("probe panics"),
-                Some("fail") => return Err(SessionError::new(guacr_protocol::Status::UpstreamNotFound, "gone")),
+                Some("fail") => {
+                    return Err(SessionError::new(
+                        guacr_protocol::Status::UpstreamNotFound,
+                        "gone",
+                    ));
+                }
                 _ => {}
             }
             loop {
@@ -55,7 +61,17 @@ async fn drain(out: &mut UserOutput) -> String {
     s
 }
 
-fn start(mode: &str) -> (Arc<Session>, Arc<UserInfo>, UserOutput, mpsc::UnboundedReceiver<(Arc<Session>, HandlerEvent)>, Arc<Registry>) {
+type Events = mpsc::UnboundedReceiver<(Arc<Session>, HandlerEvent)>;
+
+fn start(
+    mode: &str,
+) -> (
+    Arc<Session>,
+    Arc<UserInfo>,
+    UserOutput,
+    Events,
+    Arc<Registry>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let registry = Registry::new();
     let (s, u, o) = Session::start(
@@ -134,12 +150,28 @@ async fn frames_are_tracked_until_echoed() {
 #[tokio::test]
 async fn input_and_leaving_reach_the_handler() {
     let (s, owner, _out, mut events, registry) = start("");
-    s.input(&owner, Input::Key { keysym: 97, pressed: true });
+    s.input(
+        &owner,
+        Input::Key {
+            keysym: 97,
+            pressed: true,
+        },
+    );
     let (_, ev) = events.recv().await.unwrap();
-    assert!(matches!(ev, HandlerEvent::Input { input: Input::Key { keysym: 97, pressed: true }, .. }));
+    assert!(matches!(
+        ev,
+        HandlerEvent::Input {
+            input: Input::Key {
+                keysym: 97,
+                pressed: true
+            },
+            ..
+        }
+    ));
     s.leave(&owner.id);
     let mut saw_shutdown = false;
-    while let Ok(Some((_, ev))) = tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
+    while let Ok(Some((_, ev))) = tokio::time::timeout(Duration::from_secs(1), events.recv()).await
+    {
         if matches!(ev, HandlerEvent::Shutdown) {
             saw_shutdown = true;
             break;
@@ -147,7 +179,10 @@ async fn input_and_leaving_reach_the_handler() {
     }
     assert!(saw_shutdown, "last user leaving shuts the handler down");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(registry.get(s.id()).is_none(), "session removed from the registry");
+    assert!(
+        registry.get(s.id()).is_none(),
+        "session removed from the registry"
+    );
 }
 
 #[tokio::test]
@@ -155,11 +190,17 @@ async fn handler_failure_and_panic_close_with_error() {
     for (mode, status) in [("fail", "3.519;"), ("panic", "3.512;")] {
         let (s, _, mut out, _events, registry) = start(mode);
         let text = drain(&mut out).await;
-        assert!(text.starts_with("5.error,") && text.contains(status), "{mode}: {text}");
+        assert!(
+            text.starts_with("5.error,") && text.contains(status),
+            "{mode}: {text}"
+        );
         assert!(text.ends_with("10.disconnect;"));
         assert!(out.recv().await.is_none(), "output closed");
         assert!(registry.get(s.id()).is_none());
-        assert!(s.join(user(false, false, ProtocolVersion::V1_5_0)).is_none());
+        assert!(
+            s.join(user(false, false, ProtocolVersion::V1_5_0))
+                .is_none()
+        );
     }
 }
 

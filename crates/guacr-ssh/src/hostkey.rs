@@ -37,14 +37,13 @@ impl KnownHosts {
             // Find "keytype base64": the first field that decodes as a key after a type.
             let mut found = None;
             for i in 0..fields.len().saturating_sub(1) {
-                if let Ok(k) = russh::keys::parse_public_key_base64(fields[i + 1]) {
-                    if k.algorithm().as_str() == fields[i]
+                if let Ok(k) = russh::keys::parse_public_key_base64(fields[i + 1])
+                    && (k.algorithm().as_str() == fields[i]
                         || fields[i].starts_with("ssh-")
-                        || fields[i].starts_with("ecdsa-")
-                    {
-                        found = Some((i, k));
-                        break;
-                    }
+                        || fields[i].starts_with("ecdsa-"))
+                {
+                    found = Some((i, k));
+                    break;
                 }
             }
             let Some((i, key)) = found else { continue };

@@ -276,14 +276,12 @@ async fn run(
             format!("Unable to open a channel: {e}"),
         )
     })?;
-    if let Some(tz) = &settings.timezone {
-        if let Err(e) = channel.set_env(false, "TZ", tz.clone()).await {
-            tracing::warn!("server refused to set TZ: {e}");
-        }
-    }
-    if let Some(locale) = &settings.locale {
-        if let Err(e) = channel.set_env(false, "LANG", locale.clone()).await {
-            tracing::warn!("server refused to set LANG: {e}");
+    let env = [("TZ", &settings.timezone), ("LANG", &settings.locale)];
+    for (name, value) in env {
+        if let Some(value) = value
+            && let Err(e) = channel.set_env(false, name, value.clone()).await
+        {
+            tracing::warn!("server refused to set {name}: {e}");
         }
     }
     channel

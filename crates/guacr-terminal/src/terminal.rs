@@ -499,6 +499,7 @@ impl Terminal {
     /// Instructions for everything that changed since the last frame (the
     /// broadcast stream). The caller adds `sync`.
     pub fn render_frame(&mut self, out: &mut Vec<u8>) {
+        eprintln!("DBG offset {} history {} lines {}", self.term.grid().display_offset(), self.term.grid().history_size(), self.term.screen_lines());
         let sync_pending = self.parser.sync_timeout().pending_timeout();
         if !self.damaged && !sync_pending {
             return;

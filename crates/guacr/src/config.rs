@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// The default configuration file, read when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG: &str = "/etc/guacr/guacr.toml";
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerSection,
@@ -92,17 +92,6 @@ impl Default for SessionSection {
             client_timeout: 15,
             keepalive_interval: 5,
             frame_interval_ms: 40,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerSection::default(),
-            daemon: DaemonSection::default(),
-            ssl: SslSection::default(),
-            session: SessionSection::default(),
         }
     }
 }

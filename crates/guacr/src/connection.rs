@@ -60,12 +60,12 @@ impl InstructionReader {
     {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.pos < self.buf.len() {
-                if let Some((ins, used)) = self.parser.parse(&self.buf[self.pos..])? {
-                    let r = f(&ins);
-                    self.pos += used;
-                    return Ok(r);
-                }
+            if self.pos < self.buf.len()
+                && let Some((ins, used)) = self.parser.parse(&self.buf[self.pos..])?
+            {
+                let r = f(&ins);
+                self.pos += used;
+                return Ok(r);
             }
             if self.pos == self.buf.len() {
                 self.buf.clear();

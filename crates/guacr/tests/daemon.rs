@@ -1,5 +1,6 @@
 //! Daemon behaviour independent of a protocol: handshake errors, liveness,
 //! isolation of failures, graceful shutdown, TLS, and the guacd-style CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -128,10 +129,10 @@ impl Protocol for Silent {
                     "upstream is down",
                 )),
                 _ => loop {
-                    if let guacr_session::HandlerEvent::Shutdown = ctx.events.recv().await {
-                        if ctx.session.user_count() == 0 || ctx.session.is_shutting_down() {
-                            return Ok(());
-                        }
+                    if let guacr_session::HandlerEvent::Shutdown = ctx.events.recv().await
+                        && (ctx.session.user_count() == 0 || ctx.session.is_shutting_down())
+                    {
+                        return Ok(());
                     }
                 },
             }

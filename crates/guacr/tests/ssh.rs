@@ -1,4 +1,5 @@
 //! SSH through the daemon against the real OpenSSH server from scripts/test-peers.sh.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -321,8 +322,10 @@ struct KbdOnlySshd {
 
 impl KbdOnlySshd {
     fn start() -> KbdOnlySshd {
-        let peers_dir = std::env::var("GUACR_PEERS_DIR").unwrap_or_else(|_| "/var/tmp/guacr-peers".into());
-        let base = std::fs::read_to_string(format!("{peers_dir}/sshd_config")).expect("peers sshd_config");
+        let peers_dir =
+            std::env::var("GUACR_PEERS_DIR").unwrap_or_else(|_| "/var/tmp/guacr-peers".into());
+        let base =
+            std::fs::read_to_string(format!("{peers_dir}/sshd_config")).expect("peers sshd_config");
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         drop(l);
@@ -332,7 +335,10 @@ impl KbdOnlySshd {
             .lines()
             .filter(|l| {
                 let k = l.split_whitespace().next().unwrap_or("");
-                !matches!(k, "Port" | "PasswordAuthentication" | "PidFile" | "PubkeyAuthentication")
+                !matches!(
+                    k,
+                    "Port" | "PasswordAuthentication" | "PidFile" | "PubkeyAuthentication"
+                )
             })
             .map(|l| format!("{l}\n"))
             .collect::<String>()
@@ -374,8 +380,12 @@ async fn keyboard_interactive_login() {
     let d = TestDaemon::start().await;
     let port = sshd.port.to_string();
     let (mut c, _) = ssh_session(&d, &[("port", &port)]).await.unwrap();
-    wait_text(&mut c, "guacr$", T).await.expect("logged in with keyboard-interactive");
-    let (mut bad, _) = ssh_session(&d, &[("port", &port), ("password", "nope")]).await.unwrap();
+    wait_text(&mut c, "guacr$", T)
+        .await
+        .expect("logged in with keyboard-interactive");
+    let (mut bad, _) = ssh_session(&d, &[("port", &port), ("password", "nope")])
+        .await
+        .unwrap();
     bad.wait_for_close(Duration::from_secs(30)).await.unwrap();
     assert_eq!(bad.state().last_error().map(|e| e.status), Some(769));
 }
@@ -383,13 +393,22 @@ async fn keyboard_interactive_login() {
 #[tokio::test]
 async fn color_scheme_changes_at_runtime_through_argv() {
     let d = TestDaemon::start().await;
-    let (mut c, _) = ssh_session(&d, &[("color-scheme", "black-white")]).await.unwrap();
-    wait_text(&mut c, "guacr$", T).await.unwrap();
-    let bg = |c: &guacr_testkit::GuacClient<tokio::net::TcpStream>| c.display().pixel(0, 400, 500);
-    assert_eq!(bg(&c)[..3], [255, 255, 255], "black-white has a white background");
-    c.send_argv("color-scheme", "background:rgb:00/00/80;foreground:rgb:ff/ff/00")
+    let (mut c, _) = ssh_session(&d, &[("color-scheme", "black-white")])
         .await
         .unwrap();
+    wait_text(&mut c, "guacr$", T).await.unwrap();
+    let bg = |c: &guacr_testkit::GuacClient<tokio::net::TcpStream>| c.display().pixel(0, 400, 500);
+    assert_eq!(
+        bg(&c)[..3],
+        [255, 255, 255],
+        "black-white has a white background"
+    );
+    c.send_argv(
+        "color-scheme",
+        "background:rgb:00/00/80;foreground:rgb:ff/ff/00",
+    )
+    .await
+    .unwrap();
     c.wait_for(T, |d, _| d.pixel(0, 400, 500)[..3] == [0, 0, 0x80])
         .await
         .expect("background repainted with the new scheme");
@@ -399,11 +418,17 @@ async fn color_scheme_changes_at_runtime_through_argv() {
 async fn missing_credentials_are_asked_in_the_terminal() {
     let d = TestDaemon::start().await;
     let p = Peers::get();
-    let (mut c, _) = ssh_session(&d, &[("username", ""), ("password", "")]).await.unwrap();
-    wait_text(&mut c, "Login as:", T).await.expect("username prompt");
+    let (mut c, _) = ssh_session(&d, &[("username", ""), ("password", "")])
+        .await
+        .unwrap();
+    wait_text(&mut c, "Login as:", T)
+        .await
+        .expect("username prompt");
     c.type_text(&p.pw_user).await.unwrap();
     c.press_key(keysym::RETURN).await.unwrap();
-    wait_text(&mut c, "Password:", T).await.expect("password prompt");
+    wait_text(&mut c, "Password:", T)
+        .await
+        .expect("password prompt");
     c.type_text(&p.pw_password).await.unwrap();
     c.press_key(keysym::RETURN).await.unwrap();
     let screen = wait_text(&mut c, "guacr$", T).await.expect("logged in");

@@ -1,4 +1,5 @@
 //! Telnet through the daemon against the real inetutils telnetd from scripts/test-peers.sh.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
