@@ -512,3 +512,28 @@ pub async fn read_line(
         }
     }
 }
+
+/// Opens the TCP connection to the remote host with guacd-compatible errors:
+/// refused or unresolvable → 519 UPSTREAM_NOT_FOUND, no answer within
+/// `timeout` → 514 UPSTREAM_TIMEOUT.
+pub async fn connect_tcp(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, SessionError> {
+    let addr = format!("{host}:{port}");
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
+        Err(_) => Err(SessionError::new(
+            Status::UpstreamTimeout,
+            format!("Timed out connecting to {addr}."),
+        )),
+        Ok(Err(e)) => Err(SessionError::new(
+            Status::UpstreamNotFound,
+            format!("Unable to connect to {addr}: {e}."),
+        )),
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+    }
+}

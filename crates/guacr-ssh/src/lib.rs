@@ -227,23 +227,7 @@ async fn run(
         mismatch: mismatch.clone(),
     };
 
-    let addr = format!("{}:{}", settings.hostname, settings.port);
-    let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
-        Err(_) => {
-            return Err(upstream_error(
-                Status::UpstreamTimeout,
-                format!("Timed out connecting to {addr}."),
-            ));
-        }
-        Ok(Err(e)) => {
-            return Err(upstream_error(
-                Status::UpstreamNotFound,
-                format!("Unable to connect to {addr}: {e}."),
-            ));
-        }
-        Ok(Ok(s)) => s,
-    };
-    let _ = tcp.set_nodelay(true);
+    let tcp = guacr_console::connect_tcp(&settings.hostname, settings.port, timeout).await?;
     let mut handle =
         match tokio::time::timeout(timeout, client::connect_stream(config, tcp, handler)).await {
             Err(_) => {

@@ -86,7 +86,11 @@ fn login_config(p: &Params) -> Result<LoginConfig, SessionError> {
     .map_err(|e| SessionError::new(Status::ClientBadRequest, e.to_string()))
 }
 
-async fn run(ctx: SessionContext, opts: ConsoleOptions, timeout: Duration) -> Result<(), SessionError> {
+async fn run(
+    ctx: SessionContext,
+    opts: ConsoleOptions,
+    timeout: Duration,
+) -> Result<(), SessionError> {
     let p = &ctx.params;
     let hostname = p.require("hostname").map_err(bad)?.to_owned();
     let port: u16 = p.parse_or("port", 23).map_err(bad)?;
@@ -98,26 +102,15 @@ async fn run(ctx: SessionContext, opts: ConsoleOptions, timeout: Duration) -> Re
         cols: term.cols(),
         rows: term.rows(),
     };
-    let addr = format!("{hostname}:{port}");
-    let sock = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-        Err(_) => {
-            return Err(SessionError::new(
-                Status::UpstreamTimeout,
-                format!("Timed out connecting to {addr}."),
-            ));
-        }
-        Ok(Err(e)) => {
-            return Err(SessionError::new(
-                Status::UpstreamNotFound,
-                format!("Unable to connect to {addr}: {e}."),
-            ));
-        }
-        Ok(Ok(s)) => s,
-    };
-    let _ = sock.set_nodelay(true);
+    let sock = guacr_console::connect_tcp(&hostname, port, timeout).await?;
     tracing::info!(connection = %ctx.session.id(), host = %hostname, "telnet connection established");
     let (upstream, io) = guacr_console::upstream_channels();
-    tokio::spawn(pump(sock, TelnetClient::new(config), LoginAutomation::new(login), io));
+    tokio::spawn(pump(
+        sock,
+        TelnetClient::new(config),
+        LoginAutomation::new(login),
+        io,
+    ));
     guacr_console::run(ctx, term, upstream, opts).await
 }
 

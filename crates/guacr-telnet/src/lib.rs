@@ -11,9 +11,9 @@
 //! Nothing in this crate performs I/O or depends on an async runtime.
 
 mod client;
+mod error;
 #[cfg(feature = "handler")]
 pub mod handler;
-mod error;
 mod login;
 
 pub use client::{MAX_SUBNEGOTIATION, TelnetClient, TelnetConfig, encode_input};

@@ -253,6 +253,18 @@ impl Terminal {
         self.damaged = true;
         self.drain_events();
         self.release_spare_history();
+        self.clamp_display_offset();
+    }
+
+    /// alacritty 0.26 moves the display offset along with line deletions in
+    /// a partial scroll region (CSI M, CSI S with DECSTBM) while scrolled
+    /// back, without bounding it by the history: keep it valid, else reading
+    /// the viewport indexes past the grid.
+    fn clamp_display_offset(&mut self) {
+        let grid = self.term.grid();
+        if grid.display_offset() > grid.history_size() {
+            self.term.grid_mut().scroll_display(Scroll::Delta(0));
+        }
     }
 
     /// alacritty grows the scrollback in chunks of 1000 pre-allocated rows
@@ -437,6 +449,7 @@ impl Terminal {
         let (cols, rows) = grid_size(&self.fonts, self.cfg.width, self.cfg.height);
         if cols != self.term.columns() || rows != self.term.screen_lines() {
             self.term.resize(TermSize { cols, rows });
+            self.clamp_display_offset();
         }
         self.damaged = true;
     }
@@ -499,7 +512,6 @@ impl Terminal {
     /// Instructions for everything that changed since the last frame (the
     /// broadcast stream). The caller adds `sync`.
     pub fn render_frame(&mut self, out: &mut Vec<u8>) {
-        eprintln!("DBG offset {} history {} lines {}", self.term.grid().display_offset(), self.term.grid().history_size(), self.term.screen_lines());
         let sync_pending = self.parser.sync_timeout().pending_timeout();
         if !self.damaged && !sync_pending {
             return;
@@ -509,6 +521,8 @@ impl Terminal {
             if self.sync_frames >= SYNC_UPDATE_MAX_FRAMES {
                 self.parser.stop_sync(&mut self.term);
                 self.drain_events();
+                self.release_spare_history();
+                self.clamp_display_offset();
                 self.sync_frames = 0;
             }
         } else {

@@ -61,10 +61,7 @@ async fn wrong_password_is_769() {
 #[tokio::test]
 async fn closed_port_is_519() {
     let d = TestDaemon::start().await;
-    // A port nobody listens on: bind then drop.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port().to_string();
-    drop(l);
+    let port = closed_port();
     let (mut c, _) = ssh_session(&d, &[("port", &port)]).await.expect("ready");
     c.wait_for_close(T).await.expect("closed");
     assert_eq!(c.state().last_error().map(|e| e.status), Some(519));

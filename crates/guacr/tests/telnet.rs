@@ -14,23 +14,11 @@ async fn telnet(
     d: &TestDaemon,
     extra: &[(&str, &str)],
 ) -> guacr_testkit::GuacClient<tokio::net::TcpStream> {
-    let p = Peers::get();
-    let port = p.telnet_port.to_string();
-    let mut params: Vec<(&str, &str)> = vec![
-        ("hostname", p.host.as_str()),
-        ("port", port.as_str()),
-        ("username", p.pw_user.as_str()),
-        ("password", p.pw_password.as_str()),
-    ];
-    for (k, v) in extra {
-        params.retain(|(n, _)| n != k);
-        params.push((k, v));
-    }
-    let mut c = d.client().await;
-    c.handshake("telnet", &client_info(800, 600), &params)
+    let port = Peers::get().telnet_port.to_string();
+    connect(d, "telnet", &port, extra)
         .await
-        .expect("handshake");
-    c
+        .expect("handshake")
+        .0
 }
 
 #[tokio::test]
@@ -86,9 +74,7 @@ async fn invalid_regex_is_768() {
 #[tokio::test]
 async fn closed_port_is_519() {
     let d = TestDaemon::start().await;
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port().to_string();
-    drop(l);
+    let port = closed_port();
     let mut c = telnet(&d, &[("port", &port)]).await;
     c.wait_for_close(T).await.expect("closed");
     assert_eq!(c.state().last_error().map(|e| e.status), Some(519));

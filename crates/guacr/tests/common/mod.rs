@@ -154,9 +154,21 @@ pub async fn ssh_session(
 ) -> anyhow::Result<(GuacClient<TcpStream>, String)> {
     let p = Peers::get();
     let port = p.ssh_port_str();
+    connect(d, "ssh", &port, extra).await
+}
+
+/// Connects to `protocol` on the loopback peer at `port` as the password
+/// user, with `extra` parameters overriding the defaults.
+pub async fn connect(
+    d: &TestDaemon,
+    protocol: &str,
+    port: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<(GuacClient<TcpStream>, String)> {
+    let p = Peers::get();
     let mut params: Vec<(&str, &str)> = vec![
         ("hostname", p.host.as_str()),
-        ("port", port.as_str()),
+        ("port", port),
         ("username", p.pw_user.as_str()),
         ("password", p.pw_password.as_str()),
     ];
@@ -165,8 +177,18 @@ pub async fn ssh_session(
         params.push((k, v));
     }
     let mut c = d.client().await;
-    let id = c.handshake("ssh", &client_info(800, 600), &params).await?;
+    let id = c
+        .handshake(protocol, &client_info(800, 600), &params)
+        .await?;
     Ok((c, id))
+}
+
+/// A loopback port nobody listens on.
+pub fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    port.to_string()
 }
 
 /// The status of a server `error`, from a testkit error.
