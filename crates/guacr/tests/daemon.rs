@@ -366,3 +366,80 @@ async fn cli_foreground_listens_writes_pid_and_stops_on_sigterm() {
     );
     assert!(!pid_file.exists(), "PID file removed on exit");
 }
+
+fn free_port() -> u16 {
+    closed_port().parse().unwrap()
+}
+
+async fn wait_listening(port: u16) -> TcpStream {
+    for _ in 0..100 {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listening on {port}");
+}
+
+#[tokio::test]
+async fn cli_config_file_and_background_mode() {
+    let bin = env!("CARGO_BIN_EXE_guacr");
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("guacr-cfg-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid_file = dir.join("guacr.pid");
+    let cfg = dir.join("guacr.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nbind_host = \"127.0.0.1\"\nbind_port = {port}\n[daemon]\nlog_level = \"warning\"\npid_file = \"{}\"\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    // Without -f the daemon goes to the background, like guacd: the command returns at once.
+    let status = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&cfg)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut s = wait_listening(port).await;
+    s.write_all(b"6.select,3.ssh;").await.unwrap();
+    let mut buf = [0u8; 32];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"4.args"));
+    let mut pid = String::new();
+    for _ in 0..50 {
+        pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if !pid.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = pid.trim().to_owned();
+    assert!(!pid.is_empty(), "PID file written by the background daemon");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let _ = std::process::Command::new("kill").arg(&pid).status();
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "stopped on SIGTERM"
+    );
+    // A flag overrides the file; a bad file is refused with a message.
+    std::fs::write(&cfg, "[server]\nbind_port = \"x\"\n").unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("-f")
+        .arg("-c")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("guacr.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
