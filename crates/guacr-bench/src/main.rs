@@ -1,1 +1,185 @@
-fn main() {}
+//! `guacr-bench`: end-to-end benchmarks of a running Guacamole daemon (guacr
+//! or Apache guacd) over TCP, with SSH sessions to a real OpenSSH server.
+//!
+//! See `guacr-bench --help` and the `## Daemon` section of BENCHMARKS.md.
+
+mod bench;
+mod procmem;
+mod report;
+
+use std::collections::HashMap;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Benchmarks of a running guacd-compatible daemon.
+#[derive(Debug, Parser)]
+#[command(name = "guacr-bench", version)]
+struct Cli {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Print the results as one JSON object on stdout (the table goes to stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Where the daemon and the SSH server are. SSH values default to the
+/// GUACR_TEST_* variables, then to `$GUACR_PEERS_DIR/env`
+/// (/var/tmp/guacr-peers/env, written by `scripts/test-peers.sh start`).
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// Daemon address.
+    #[arg(long, global = true, default_value = "127.0.0.1:4822")]
+    addr: String,
+    /// Name of the daemon in the output (e.g. guacr, guacd).
+    #[arg(long, global = true)]
+    label: Option<String>,
+    /// SSH host as seen by the daemon [env GUACR_TEST_HOST, else 127.0.0.1].
+    #[arg(long, global = true)]
+    ssh_host: Option<String>,
+    /// SSH port [env GUACR_TEST_SSH_PORT, else 2222].
+    #[arg(long, global = true)]
+    ssh_port: Option<u16>,
+    /// SSH user [env GUACR_TEST_PW_USER, else guacr-pw].
+    #[arg(long, global = true)]
+    user: Option<String>,
+    /// SSH password [env GUACR_TEST_PW_PASSWORD].
+    #[arg(long, global = true)]
+    password: Option<String>,
+    /// Display width sent in the handshake.
+    #[arg(long, global = true, default_value_t = 1024)]
+    width: u32,
+    /// Display height sent in the handshake.
+    #[arg(long, global = true, default_value_t = 768)]
+    height: u32,
+    /// `scrollback` connection parameter (guacd's default is 1000).
+    #[arg(long, global = true, default_value_t = 1000)]
+    scrollback: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Handshake latency: `select` → `args` and `select` → `ready`, a fresh
+    /// TCP connection each time (disconnects right after `ready`).
+    Handshake(bench::HandshakeArgs),
+    /// Echo latency: key press+release → first drawing instruction, in one
+    /// SSH session at an idle prompt.
+    Keystroke(bench::KeystrokeArgs),
+    /// Bulk output: `seq 1 COUNT` + Return → screen settled, and bytes on the wire.
+    Seq(bench::SeqArgs),
+    /// Memory and threads of the daemon with many idle SSH sessions.
+    Idle(bench::IdleArgs),
+}
+
+/// Resolved connection target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: String,
+    pub label: String,
+    pub ssh_host: String,
+    pub ssh_port: u16,
+    pub user: String,
+    pub password: String,
+    pub width: u32,
+    pub height: u32,
+    pub scrollback: u32,
+}
+
+impl Target {
+    /// The SSH connection parameters.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("hostname", self.ssh_host.clone()),
+            ("port", self.ssh_port.to_string()),
+            ("username", self.user.clone()),
+            ("password", self.password.clone()),
+            ("scrollback", self.scrollback.to_string()),
+        ]
+    }
+}
+
+fn unescape_shell(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else if c != '\'' && c != '"' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The `export K=V` lines of the peers' env file.
+fn peers_env() -> HashMap<String, String> {
+    let dir = std::env::var("GUACR_PEERS_DIR").unwrap_or_else(|_| "/var/tmp/guacr-peers".into());
+    let text = std::fs::read_to_string(format!("{dir}/env")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), unescape_shell(v)))
+        .collect()
+}
+
+fn resolve(a: &TargetArgs) -> anyhow::Result<Target> {
+    let file = peers_env();
+    let var = |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned());
+    let password = match a.password.clone().or_else(|| var("GUACR_TEST_PW_PASSWORD")) {
+        Some(p) => p,
+        None => anyhow::bail!(
+            "no SSH password: pass --password or start the peers (scripts/test-peers.sh start)"
+        ),
+    };
+    let ssh_port = match a.ssh_port {
+        Some(p) => p,
+        None => var("GUACR_TEST_SSH_PORT")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(2222),
+    };
+    Ok(Target {
+        addr: a.addr.clone(),
+        label: a.label.clone().unwrap_or_else(|| a.addr.clone()),
+        ssh_host: a
+            .ssh_host
+            .clone()
+            .or_else(|| var("GUACR_TEST_HOST"))
+            .unwrap_or_else(|| "127.0.0.1".into()),
+        ssh_port,
+        user: a
+            .user
+            .clone()
+            .or_else(|| var("GUACR_TEST_PW_USER"))
+            .unwrap_or_else(|| "guacr-pw".into()),
+        password,
+        width: a.width,
+        height: a.height,
+        scrollback: a.scrollback,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let target = resolve(&cli.target)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (table, json) = rt.block_on(async {
+        match &cli.cmd {
+            Cmd::Handshake(a) => bench::handshake(&target, a).await,
+            Cmd::Keystroke(a) => bench::keystroke(&target, a).await,
+            Cmd::Seq(a) => bench::seq(&target, a).await,
+            Cmd::Idle(a) => bench::idle(&target, a).await,
+        }
+    })?;
+    if cli.json {
+        eprint!("{table}");
+        println!("{}", json.render());
+    } else {
+        print!("{table}");
+    }
+    Ok(())
+}

@@ -288,7 +288,20 @@ impl Renderer {
         if target.len() != cols * rows {
             return;
         }
-        if let Some((shift, first, last)) = detect_scroll(target, &self.state, cols, rows) {
+        let changed_rows = target
+            .chunks(cols.max(1))
+            .zip(self.state.chunks(cols.max(1)))
+            .filter(|(t, s)| t != s)
+            .count();
+        if changed_rows == 0 {
+            return;
+        }
+        let scroll = if changed_rows > 1 {
+            detect_scroll(target, &self.state, cols, rows)
+        } else {
+            None
+        };
+        if let Some((shift, first, last)) = scroll {
             let src_row = first as isize + shift;
             let (Ok(src_row), Ok(n), Ok(w)) = (
                 u32::try_from(src_row),

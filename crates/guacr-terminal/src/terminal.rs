@@ -669,6 +669,14 @@ impl Terminal {
         let cursor = content.cursor;
         let cursor_visible = cursor.shape != CursorShape::Hidden;
         let cursor_row = cursor.point.line.0 + offset;
+        // Fast path for the common cell: default colors, no attributes.
+        let default_fg = self.resolve(Color::Named(NamedColor::Foreground), colors, false);
+        let default_bg = self.resolve(Color::Named(NamedColor::Background), colors, false);
+        let plain = |cell: &Cell| {
+            cell.flags.is_empty()
+                && cell.fg == Color::Named(NamedColor::Foreground)
+                && cell.bg == Color::Named(NamedColor::Background)
+        };
         for ic in content.display_iter {
             let Ok(row) = usize::try_from(ic.point.line.0 + offset) else {
                 continue;
@@ -694,7 +702,21 @@ impl Terminal {
                     continue;
                 }
             }
-            target[i] = self.cell_key(ic.cell, colors, selected != is_cursor);
+            let invert = selected != is_cursor;
+            target[i] = if !invert && plain(ic.cell) {
+                match ic.cell.c {
+                    ' ' => GlyphKey::blank(default_bg),
+                    c if c.is_control() || default_fg == default_bg => GlyphKey::blank(default_bg),
+                    c => GlyphKey {
+                        ch: c,
+                        fg: default_fg,
+                        bg: default_bg,
+                        attrs: 0,
+                    },
+                }
+            } else {
+                self.cell_key(ic.cell, colors, invert)
+            };
         }
         target
     }

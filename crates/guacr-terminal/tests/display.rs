@@ -397,8 +397,14 @@ fn wide_and_colored_glyphs_are_exact() {
         attrs,
     };
     let fonts = t.fonts();
-    assert_eq!(cell(0), fonts.glyph_rgb(&key('\u{4e2d}', FG, GlyphKey::WIDE_LEFT)));
-    assert_eq!(cell(1), fonts.glyph_rgb(&key('\u{4e2d}', FG, GlyphKey::WIDE_RIGHT)));
+    assert_eq!(
+        cell(0),
+        fonts.glyph_rgb(&key('\u{4e2d}', FG, GlyphKey::WIDE_LEFT))
+    );
+    assert_eq!(
+        cell(1),
+        fonts.glyph_rgb(&key('\u{4e2d}', FG, GlyphKey::WIDE_RIGHT))
+    );
     // Bold green is guacd's bright green (color 10).
     let green = Rgb::new(0x67, 0xff, 0x67);
     assert_eq!(cell(2), fonts.glyph_rgb(&key('B', green, GlyphKey::BOLD)));
