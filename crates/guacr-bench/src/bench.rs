@@ -296,6 +296,10 @@ pub struct SeqArgs {
     /// Silence that ends the measurement, in ms (not counted in the time).
     #[arg(long, default_value_t = 500)]
     silence_ms: u64,
+    /// Keep the display model on and save the settled screen of each run as
+    /// PNG (PATH-1.png, …) to check the output really finished. Costs client CPU.
+    #[arg(long, value_name = "PATH")]
+    screenshot: Option<String>,
 }
 
 struct SeqRun {
@@ -306,8 +310,8 @@ struct SeqRun {
     opcodes: BTreeMap<String, u64>,
 }
 
-async fn seq_run(t: &Target, a: &SeqArgs) -> anyhow::Result<SeqRun> {
-    let (mut c, _) = open(t, false).await?;
+async fn seq_run(t: &Target, a: &SeqArgs, index: usize) -> anyhow::Result<SeqRun> {
+    let (mut c, _) = open(t, a.screenshot.is_some()).await?;
     wait_prompt(&mut c, 2, Duration::from_secs(30)).await?;
     c.type_text(&format!("seq 1 {}", a.count)).await?;
     settle(&mut c, Duration::from_millis(300), Duration::from_secs(10)).await?;
@@ -338,6 +342,11 @@ async fn seq_run(t: &Target, a: &SeqArgs) -> anyhow::Result<SeqRun> {
         syncs: st.count("sync") - syncs0,
         opcodes,
     };
+    if let Some(path) = &a.screenshot {
+        let path = format!("{path}-{index}.png");
+        c.display().save_png(&path)?;
+        eprintln!("seq: screen saved to {path}");
+    }
     close(c).await;
     Ok(run)
 }
@@ -345,7 +354,7 @@ async fn seq_run(t: &Target, a: &SeqArgs) -> anyhow::Result<SeqRun> {
 pub async fn seq(t: &Target, a: &SeqArgs) -> anyhow::Result<(String, Json)> {
     let mut runs = Vec::new();
     for i in 0..a.runs {
-        let r = seq_run(t, a).await.with_context(|| format!("run {i}"))?;
+        let r = seq_run(t, a, i + 1).await.with_context(|| format!("run {i}"))?;
         eprintln!(
             "seq run {}: settled {:.1} ms, {} bytes, {} instructions, {} frames",
             i + 1,

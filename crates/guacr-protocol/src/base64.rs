@@ -49,28 +49,25 @@ pub fn encode(data: &[u8]) -> String {
     String::from_utf8(v).unwrap_or_default()
 }
 
-fn value(c: u8) -> u32 {
-    match c {
-        b'A'..=b'Z' => u32::from(c - b'A'),
-        b'a'..=b'z' => u32::from(c - b'a') + 26,
-        b'0'..=b'9' => u32::from(c - b'0') + 52,
-        b'+' => 62,
-        b'/' => 63,
-        // guacd treats any other character as zero.
-        _ => 0,
-    }
-}
-
 /// Decodes like guacd's `guac_protocol_decode_base64`: stops at the first `=`,
 /// treats invalid characters as zero, ignores a trailing partial group.
 pub fn decode_lenient(input: &[u8]) -> Vec<u8> {
     let end = input.iter().position(|&c| c == b'=').unwrap_or(input.len());
     let input = &input[..end];
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
+    let mut groups = input.chunks_exact(4);
+    for g in &mut groups {
+        let n = (DECODE[g[0] as usize] << 18)
+            | (DECODE[g[1] as usize] << 12)
+            | (DECODE[g[2] as usize] << 6)
+            | DECODE[g[3] as usize];
+        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    let rest = groups.remainder();
     let mut acc: u32 = 0;
     let mut bits = 0;
-    for &c in input {
-        acc = (acc << 6) | value(c);
+    for &c in rest {
+        acc = (acc << 6) | DECODE[c as usize];
         bits += 6;
         if bits >= 8 {
             bits -= 8;
@@ -80,6 +77,17 @@ pub fn decode_lenient(input: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Sextet values; guacd treats characters outside the alphabet as zero.
+static DECODE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[ALPHABET[i] as usize] = i as u32;
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {

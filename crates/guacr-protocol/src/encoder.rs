@@ -21,15 +21,16 @@ fn write_len_prefix(out: &mut Vec<u8>, len: usize) {
 
 #[inline]
 fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
-    loop {
+    while v > 0 {
         i -= 1;
         tmp[i] = b'0' + (v % 10) as u8;
         v /= 10;
-        if v == 0 {
-            break;
-        }
     }
     out.extend_from_slice(&tmp[i..]);
 }

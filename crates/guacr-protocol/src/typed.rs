@@ -30,6 +30,7 @@ impl<'a> Field<'a> for &'a str {
     fn from_arg(arg: Option<&'a str>) -> Result<Self, Option<&'a str>> {
         arg.ok_or(None)
     }
+    #[inline]
     fn write<'w>(&self, w: InstructionWriter<'w>) -> InstructionWriter<'w> {
         w.arg(*self)
     }
@@ -42,7 +43,8 @@ macro_rules! numeric_field {
                 let s = arg.ok_or(None)?;
                 s.parse().map_err(|_| Some(s))
             }
-            fn write<'w>(&self, w: InstructionWriter<'w>) -> InstructionWriter<'w> {
+            #[inline]
+    fn write<'w>(&self, w: InstructionWriter<'w>) -> InstructionWriter<'w> {
                 w.arg(self)
             }
         }
@@ -56,6 +58,7 @@ impl<'a> Field<'a> for bool {
         let s = arg.ok_or(None)?;
         s.parse::<i64>().map(|v| v != 0).map_err(|_| Some(s))
     }
+    #[inline]
     fn write<'w>(&self, w: InstructionWriter<'w>) -> InstructionWriter<'w> {
         w.arg(self)
     }
@@ -68,6 +71,7 @@ impl<'a, T: Field<'a>> Field<'a> for Option<T> {
             Some(_) => T::from_arg(arg).map(Some),
         }
     }
+    #[inline]
     fn write<'w>(&self, w: InstructionWriter<'w>) -> InstructionWriter<'w> {
         match self {
             Some(v) => v.write(w),

@@ -33,3 +33,14 @@ pub enum TerminalError {
     #[error("no usable font")]
     FontUnavailable,
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn terminal_is_send_and_fontset_is_shared() {
+        fn send<T: Send>() {}
+        fn sync<T: Send + Sync>() {}
+        send::<crate::Terminal>();
+        sync::<crate::FontSet>();
+    }
+}

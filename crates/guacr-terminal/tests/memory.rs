@@ -9,7 +9,11 @@ fn rss_bytes() -> Option<usize> {
     Some(pages * 4096)
 }
 
+/// RSS is process-wide: measurements must not overlap.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn sessions(n: usize, output: &[u8]) -> (Vec<Terminal>, usize) {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Warm the shared font set and caches first.
     let mut warm = Terminal::new(TerminalConfig::default()).unwrap();
     warm.feed(output);
