@@ -59,19 +59,3 @@ fn seq_1m_within_budget() {
     );
     assert!(bytes <= 106 * 1024, "{bytes} bytes");
 }
-
-#[test]
-#[ignore = "diagnostic"]
-fn seq_frame_dump() {
-    let data = seq_output(300_000);
-    let mut t = Terminal::new(TerminalConfig::default()).unwrap();
-    let mut out = Vec::new();
-    for (i, chunk) in data.chunks(256 * 1024).enumerate() {
-        t.feed(chunk);
-        out.clear();
-        t.render_frame(&mut out);
-        if i == 5 {
-            println!("{}", String::from_utf8_lossy(&out).replace(';', ";\n"));
-        }
-    }
-}
