@@ -165,6 +165,7 @@ struct Driver {
     title: Option<String>,
     /// Display size in pixels, as last requested by a user.
     size: (u32, u32),
+    encode_time: metrics::Histogram,
 }
 
 impl Driver {
@@ -206,7 +207,9 @@ impl Driver {
             return;
         }
         self.out.clear();
+        let started = std::time::Instant::now();
         self.term.render_frame(&mut self.out);
+        self.encode_time.record(started.elapsed().as_secs_f64());
         let title = self.term.title().map(str::to_owned);
         if title != self.title {
             if let Some(t) = &title {
@@ -352,6 +355,7 @@ pub async fn run(
         owner,
         ..
     } = ctx;
+    let encode_time = metrics::histogram!("guacr_frame_encode_seconds", "protocol" => session.protocol().to_owned());
     let mut d = Driver {
         session,
         term,
@@ -363,6 +367,7 @@ pub async fn run(
         deadline: None,
         title: None,
         size: (owner.client.width, owner.client.height),
+        encode_time,
     };
     // The first frame: an empty terminal, so clients see the screen at once.
     d.render();
@@ -536,4 +541,11 @@ pub async fn connect_tcp(
             Ok(s)
         }
     }
+}
+
+/// Readiness of the terminal stack: the default font must load.
+pub fn health() -> Result<(), String> {
+    guacr_terminal::FontSet::get("monospace", 12.0, 96)
+        .map(|_| ())
+        .map_err(|e| format!("terminal font unavailable: {e}"))
 }

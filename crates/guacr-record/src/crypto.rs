@@ -209,7 +209,11 @@ fn random(buf: &mut [u8]) -> Result<(), KeyError> {
 }
 
 /// KEK (32 bytes) followed by the wrap nonce (12 bytes).
-fn wrap_secret(shared: &[u8; 32], ephemeral: &PublicKey, recipient: &PublicKey) -> Zeroizing<[u8; 44]> {
+fn wrap_secret(
+    shared: &[u8; 32],
+    ephemeral: &PublicKey,
+    recipient: &PublicKey,
+) -> Zeroizing<[u8; 44]> {
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(&ephemeral.0);
     salt[32..].copy_from_slice(&recipient.0);
@@ -299,7 +303,12 @@ impl Encryptor {
 
     /// Appends one sealed chunk (length + ciphertext) to `out`. After the
     /// last chunk nothing more can be sealed.
-    pub fn seal_chunk(&mut self, plaintext: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), KeyError> {
+    pub fn seal_chunk(
+        &mut self,
+        plaintext: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), KeyError> {
         if self.finished || plaintext.len() > MAX_CHUNK {
             return Err(KeyError::Cipher);
         }
@@ -355,7 +364,11 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<bool, DecryptError> {
 }
 
 /// Decrypts an encrypted recording from `reader` into `writer`.
-pub fn decrypt<R: Read, W: Write>(mut reader: R, key: &PrivateKey, mut writer: W) -> Result<(), DecryptError> {
+pub fn decrypt<R: Read, W: Write>(
+    mut reader: R,
+    key: &PrivateKey,
+    mut writer: W,
+) -> Result<(), DecryptError> {
     let mut header = [0u8; HEADER_LEN];
     let mut magic = [0u8; 9];
     if !read_full(&mut reader, &mut magic)? || &magic != MAGIC {
@@ -463,8 +476,12 @@ mod tests {
             }
             out
         };
-        let a = PrivateKey::from_bytes(hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"));
-        let b = PrivateKey::from_bytes(hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"));
+        let a = PrivateKey::from_bytes(hex(
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        ));
+        let b = PrivateKey::from_bytes(hex(
+            "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+        ));
         assert_eq!(
             a.public_key().0,
             hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
@@ -501,22 +518,40 @@ mod tests {
 
         let (other, _) = generate_keypair().unwrap();
         assert!(matches!(run(&file, &other), Err(DecryptError::WrongKey)));
-        assert!(matches!(run(b"4.sync,1.0;", &sk), Err(DecryptError::NotEncrypted)));
+        assert!(matches!(
+            run(b"4.sync,1.0;", &sk),
+            Err(DecryptError::NotEncrypted)
+        ));
 
         let mut header = file.clone();
         header[80] ^= 1;
-        assert!(matches!(run(&header, &sk), Err(DecryptError::TamperedHeader)));
+        assert!(matches!(
+            run(&header, &sk),
+            Err(DecryptError::TamperedHeader)
+        ));
 
         // Second chunk starts after the first (4 + 3 + 16 bytes).
         let second = HEADER_LEN + 4 + 3 + TAG_LEN;
         let mut flipped = file.clone();
         flipped[second + 4 + 1] ^= 0x40;
-        assert!(matches!(run(&flipped, &sk), Err(DecryptError::TamperedChunk { index: 1 })));
+        assert!(matches!(
+            run(&flipped, &sk),
+            Err(DecryptError::TamperedChunk { index: 1 })
+        ));
 
         // Cut at a chunk boundary (final chunk missing) and in the middle.
-        assert!(matches!(run(&file[..second], &sk), Err(DecryptError::Truncated)));
-        assert!(matches!(run(&file[..file.len() - 3], &sk), Err(DecryptError::Truncated)));
-        assert!(matches!(run(&file[..50], &sk), Err(DecryptError::Truncated)));
+        assert!(matches!(
+            run(&file[..second], &sk),
+            Err(DecryptError::Truncated)
+        ));
+        assert!(matches!(
+            run(&file[..file.len() - 3], &sk),
+            Err(DecryptError::Truncated)
+        ));
+        assert!(matches!(
+            run(&file[..50], &sk),
+            Err(DecryptError::Truncated)
+        ));
 
         // Swapping the first two chunks (same length) is detected.
         let first = &file[HEADER_LEN..HEADER_LEN + 4 + 3 + TAG_LEN];
@@ -525,10 +560,16 @@ mod tests {
         swapped.extend_from_slice(two);
         swapped.extend_from_slice(first);
         swapped.extend_from_slice(&file[second + 4 + 3 + TAG_LEN..]);
-        assert!(matches!(run(&swapped, &sk), Err(DecryptError::TamperedChunk { index: 0 })));
+        assert!(matches!(
+            run(&swapped, &sk),
+            Err(DecryptError::TamperedChunk { index: 0 })
+        ));
 
         let mut trailing = file.clone();
         trailing.push(0);
-        assert!(matches!(run(&trailing, &sk), Err(DecryptError::TrailingData)));
+        assert!(matches!(
+            run(&trailing, &sk),
+            Err(DecryptError::TrailingData)
+        ));
     }
 }

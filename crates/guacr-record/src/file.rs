@@ -81,8 +81,12 @@ fn invalid_name(name: &str) -> io::Error {
 /// the file is closed.
 pub fn open_exclusive(dir: &Path, name: &str, create_dir: bool) -> io::Result<(File, PathBuf)> {
     let (file, path) = create_unique(dir, name, create_dir)?;
-    lock_exclusive(&file)
-        .map_err(|e| io::Error::new(e.kind(), format!("{} could not be locked: {e}", path.display())))?;
+    lock_exclusive(&file).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{} could not be locked: {e}", path.display()),
+        )
+    })?;
     Ok((file, path))
 }
 
@@ -147,7 +151,10 @@ pub fn open_existing(
         .map_err(|e| open_error(&path, e))?;
     if lock {
         lock_exclusive(&file).map_err(|e| {
-            io::Error::new(e.kind(), format!("{} could not be locked: {e}", path.display()))
+            io::Error::new(
+                e.kind(),
+                format!("{} could not be locked: {e}", path.display()),
+            )
         })?;
     }
     Ok((file, path))
@@ -168,7 +175,10 @@ pub fn open_sibling(path: &Path, append: bool) -> io::Result<File> {
 }
 
 fn open_error(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{} could not be opened: {e}", path.display()))
+    io::Error::new(
+        e.kind(),
+        format!("{} could not be opened: {e}", path.display()),
+    )
 }
 
 /// Takes a write lock on the whole of `file` without waiting
@@ -202,7 +212,10 @@ fn fcntl_lock(file: &File, cmd: libc::c_int, kind: libc::c_short) -> io::Result<
         let e = io::Error::last_os_error();
         // EACCES and EAGAIN both mean "held by someone else".
         if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EAGAIN)) {
-            return Err(io::Error::new(ErrorKind::WouldBlock, "file is locked by another writer"));
+            return Err(io::Error::new(
+                ErrorKind::WouldBlock,
+                "file is locked by another writer",
+            ));
         }
         return Err(e);
     }

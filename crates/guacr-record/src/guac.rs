@@ -123,7 +123,7 @@ pub fn format_g16(v: f64) -> String {
             s.to_owned()
         }
     };
-    if exp < -4 || exp >= P {
+    if !(-4..P).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{}e{sign}{:02}", strip(&mantissa), exp.abs())
     } else {
@@ -270,7 +270,9 @@ impl GuacRecording {
             return Ok(());
         }
         let mut buf = Vec::with_capacity(96);
-        encode_touch(&mut buf, id, x, y, x_radius, y_radius, angle, force, timestamp);
+        encode_touch(
+            &mut buf, id, x, y, x_radius, y_radius, angle, force, timestamp,
+        );
         self.apply_policy(self.writer.try_write(Bytes::from(buf)))
     }
 
@@ -288,7 +290,12 @@ impl GuacRecording {
 
     /// Records a user's input event (key, mouse, clipboard; the rest is not
     /// recorded), stamped with `timestamp`. Clipboard uses `clipboard_stream`.
-    pub fn input(&self, input: &Input, timestamp: i64, clipboard_stream: i32) -> Result<(), RecordFailure> {
+    pub fn input(
+        &self,
+        input: &Input,
+        timestamp: i64,
+        clipboard_stream: i32,
+    ) -> Result<(), RecordFailure> {
         match input {
             Input::Key { keysym, pressed } => self.key(*keysym, *pressed, timestamp),
             Input::Mouse { x, y, mask } => self.mouse(*x, *y, *mask, timestamp),
@@ -336,7 +343,10 @@ mod tests {
         assert_eq!(b, b"5.touch,1.1,1.2,1.3,1.4,1.5,1.0,1.1,1.9;");
         b.clear();
         encode_clipboard(&mut b, 7, "text/plain", b"hi");
-        assert_eq!(b, b"9.clipboard,1.7,10.text/plain;4.blob,1.7,4.aGk=;3.end,1.7;");
+        assert_eq!(
+            b,
+            b"9.clipboard,1.7,10.text/plain;4.blob,1.7,4.aGk=;3.end,1.7;"
+        );
     }
 
     #[test]

@@ -148,7 +148,9 @@ fn keydef(keysym: i32) -> KeyDef {
     if keysym >= 0 && (keysym <= 0xFF || (keysym | 0xFFFF) == 0x0100_FFFF) {
         let cp = (keysym & 0xFFFF) as u32;
         // Surrogates have no `char`; guaclog would emit invalid UTF-8 for them.
-        let s = char::from_u32(cp).map(String::from).unwrap_or_else(|| "\u{FFFD}".into());
+        let s = char::from_u32(cp)
+            .map(String::from)
+            .unwrap_or_else(|| "\u{FFFD}".into());
         return KeyDef {
             keysym,
             name: s.clone(),
@@ -364,7 +366,10 @@ mod tests {
     impl Rec {
         fn new() -> Self {
             // Output and mouse instructions are ignored.
-            Rec(b"4.size,1.0,3.640,3.480;5.mouse,1.1,1.2,1.0,1.5;".to_vec(), 0)
+            Rec(
+                b"4.size,1.0,3.640,3.480;5.mouse,1.1,1.2,1.0,1.5;".to_vec(),
+                0,
+            )
         }
         fn key(&mut self, k: u32, pressed: bool) -> &mut Self {
             self.1 += 1;
@@ -376,7 +381,11 @@ mod tests {
         }
         fn text(&mut self, s: &str) -> &mut Self {
             for c in s.chars() {
-                let k = if (c as u32) <= 0xFF { c as u32 } else { 0x0100_0000 | c as u32 };
+                let k = if (c as u32) <= 0xFF {
+                    c as u32
+                } else {
+                    0x0100_0000 | c as u32
+                };
                 self.tap(k);
             }
             self
@@ -419,7 +428,10 @@ mod tests {
     fn guaclog_compat_quirks() {
         let mut k = KeyLog::new(KeyLogFormat::GuaclogCompat);
         k.feed(&manual_page_session());
-        assert_eq!(k.log(), "Hello WORLD!<Ctrla><Ctrlc><Alt+Shift(null)><Ctrlv>");
+        assert_eq!(
+            k.log(),
+            "Hello WORLD!<Ctrla><Ctrlc><Alt+Shift(null)><Ctrlv>"
+        );
     }
 
     #[test]
@@ -435,7 +447,10 @@ mod tests {
             .tap(0xFFB5)
             .tap(0xFF8D);
         let rec = r.0;
-        assert_eq!(keys_from_recording(&rec), "ls -l\n<Tab><F1><0x12345678>é€<Backspace>5\n");
+        assert_eq!(
+            keys_from_recording(&rec),
+            "ls -l\n<Tab><F1><0x12345678>é€<Backspace>5\n"
+        );
         assert_eq!(typed_text_from_recording(&rec), "ls -l\n\té5\n");
     }
 

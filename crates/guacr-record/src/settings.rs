@@ -107,7 +107,10 @@ impl RecordingSettings {
     /// `recording-path` is empty. `username` is the value of
     /// `${GUAC_USERNAME}`. The failure policy defaults to
     /// [`FailurePolicy::Terminate`].
-    pub fn from_params(params: &Params, username: Option<&str>) -> Result<Option<Self>, RecordError> {
+    pub fn from_params(
+        params: &Params,
+        username: Option<&str>,
+    ) -> Result<Option<Self>, RecordError> {
         Self::from_params_with(params, username, FailurePolicy::default(), LocalTime::now())
     }
 
@@ -123,7 +126,10 @@ impl RecordingSettings {
             return Ok(None);
         };
         let tokens = Tokens::standard(username, now);
-        let name = expand_tokens(params.get_or("recording-name", DEFAULT_RECORDING_NAME), &tokens);
+        let name = expand_tokens(
+            params.get_or("recording-name", DEFAULT_RECORDING_NAME),
+            &tokens,
+        );
         if !crate::file::is_filename(&name) {
             return Err(RecordError::InvalidParam {
                 name: "recording-name".into(),
@@ -150,7 +156,10 @@ impl RecordingSettings {
 impl TypescriptSettings {
     /// Settings from the connection parameters, or `None` when
     /// `typescript-path` is empty.
-    pub fn from_params(params: &Params, username: Option<&str>) -> Result<Option<Self>, RecordError> {
+    pub fn from_params(
+        params: &Params,
+        username: Option<&str>,
+    ) -> Result<Option<Self>, RecordError> {
         Self::from_params_with(params, username, FailurePolicy::default(), LocalTime::now())
     }
 
@@ -164,7 +173,10 @@ impl TypescriptSettings {
             return Ok(None);
         };
         let tokens = Tokens::standard(username, now);
-        let name = expand_tokens(params.get_or("typescript-name", DEFAULT_TYPESCRIPT_NAME), &tokens);
+        let name = expand_tokens(
+            params.get_or("typescript-name", DEFAULT_TYPESCRIPT_NAME),
+            &tokens,
+        );
         if !crate::file::is_filename(&name) {
             return Err(RecordError::InvalidParam {
                 name: "typescript-name".into(),
@@ -216,14 +228,20 @@ mod tests {
         assert_eq!(r.failure_policy, FailurePolicy::Terminate);
         assert_eq!(r.encryption, None);
         let t = TypescriptSettings::from_params(&p, None).unwrap().unwrap();
-        assert_eq!((t.path, t.name.as_str(), t.create_path), (PathBuf::from("/ts"), "typescript", false));
+        assert_eq!(
+            (t.path, t.name.as_str(), t.create_path),
+            (PathBuf::from("/ts"), "typescript", false)
+        );
     }
 
     #[test]
     fn flags_tokens_and_policy() {
         let p = Params::from_pairs([
             ("recording-path", "/rec/${GUAC_USERNAME}"),
-            ("recording-name", "${GUAC_USERNAME}-${GUAC_DATE}-${GUAC_TIME}"),
+            (
+                "recording-name",
+                "${GUAC_USERNAME}-${GUAC_DATE}-${GUAC_TIME}",
+            ),
             ("create-recording-path", "true"),
             ("recording-exclude-output", "true"),
             ("recording-exclude-mouse", "true"),
@@ -236,9 +254,10 @@ mod tests {
             ("typescript-name", "ts-${GUAC_DATE}"),
             ("create-typescript-path", "true"),
         ]);
-        let r = RecordingSettings::from_params_with(&p, Some("bob"), FailurePolicy::Terminate, at())
-            .unwrap()
-            .unwrap();
+        let r =
+            RecordingSettings::from_params_with(&p, Some("bob"), FailurePolicy::Terminate, at())
+                .unwrap()
+                .unwrap();
         assert_eq!(r.path, PathBuf::from("/rec/bob"));
         assert_eq!(r.name, "bob-20251231-235958");
         assert!(r.create_path && !r.include_output && !r.include_mouse && !r.include_touch);
@@ -272,7 +291,10 @@ mod tests {
             Err(RecordError::InvalidParam { name, .. }) if name == "recording-failure"
         ));
         // A username with a slash cannot smuggle a path into the name.
-        let p = Params::from_pairs([("recording-path", "/r"), ("recording-name", "${GUAC_USERNAME}")]);
+        let p = Params::from_pairs([
+            ("recording-path", "/r"),
+            ("recording-name", "${GUAC_USERNAME}"),
+        ]);
         assert!(RecordingSettings::from_params(&p, Some("../etc")).is_err());
         let p = Params::from_pairs([("typescript-path", "/t"), ("typescript-name", "..")]);
         assert!(TypescriptSettings::from_params(&p, None).is_err());

@@ -89,6 +89,8 @@ fn civil_from_days(z: i64) -> (i32, u32, u32) {
 
 #[allow(unsafe_code)]
 fn local_from_unix(secs: i64) -> Option<LocalTime> {
+    // time_t is 32 bits on some targets.
+    #[allow(clippy::useless_conversion)]
     let t: libc::time_t = secs.try_into().ok()?;
     // SAFETY: `libc::tm` is a plain C struct of integers (and, on glibc, a
     // `*const c_char` zone name) for which all-zero bytes are a valid value.
@@ -218,7 +220,10 @@ mod tests {
 
     #[test]
     fn unknown_tokens_escapes_and_modifiers() {
-        assert_eq!(expand_tokens("${NOPE}_${GUAC_DATE}", &t()), "${NOPE}_20240307");
+        assert_eq!(
+            expand_tokens("${NOPE}_${GUAC_DATE}", &t()),
+            "${NOPE}_20240307"
+        );
         assert_eq!(expand_tokens("$${GUAC_DATE}", &t()), "${GUAC_DATE}");
         assert_eq!(expand_tokens("a$${GUAC_DATE}b", &t()), "a${GUAC_DATE}b");
         assert_eq!(expand_tokens("${GUAC_USERNAME:UPPER}", &t()), "ALICE");
@@ -237,11 +242,17 @@ mod tests {
     fn utc_conversion() {
         // 2021-02-28T23:59:59Z and a leap day.
         let t = LocalTime::utc_from_unix(1_614_556_799);
-        assert_eq!((t.date_token(), t.time_token()), ("20210228".into(), "235959".into()));
+        assert_eq!(
+            (t.date_token(), t.time_token()),
+            ("20210228".into(), "235959".into())
+        );
         let t = LocalTime::utc_from_unix(951_782_400); // 2000-02-29T00:00:00Z
         assert_eq!(t.date_token(), "20000229");
         let t = LocalTime::utc_from_unix(-1);
-        assert_eq!((t.date_token(), t.time_token()), ("19691231".into(), "235959".into()));
+        assert_eq!(
+            (t.date_token(), t.time_token()),
+            ("19691231".into(), "235959".into())
+        );
     }
 
     #[test]

@@ -141,7 +141,12 @@ impl Typescript {
         tracing::info!(path = %path.display(), "typescript of session will be saved");
         let label = path.display().to_string();
         let key = settings.encryption.as_ref().map(|e| &e.recipient);
-        let data = RecordWriter::spawn(tokio::fs::File::from_std(data), label.clone(), settings.queue_budget, key);
+        let data = RecordWriter::spawn(
+            tokio::fs::File::from_std(data),
+            label.clone(),
+            settings.queue_budget,
+            key,
+        );
         let timing = RecordWriter::spawn(
             tokio::fs::File::from_std(timing),
             format!("{label}{TIMING_SUFFIX}"),
@@ -279,7 +284,10 @@ mod tests {
 
         let mut out = TypescriptOutput::default();
         c.write(&[b'x'; 4096], 2250, &mut out);
-        assert!(out.is_empty(), "a full buffer is flushed only when more arrives");
+        assert!(
+            out.is_empty(),
+            "a full buffer is flushed only when more arrives"
+        );
         c.write(b"y", 2250, &mut out);
         assert_eq!(out.timing, b"1.000000 4096\n");
         c.finish(2251, &mut out);

@@ -87,7 +87,12 @@ impl RecordWriter {
     /// `budget` is how many bytes may wait before the recording fails; one
     /// chunk larger than the budget is still accepted when nothing waits.
     /// With `encryption`, the file is written in the [`crate::crypto`] format.
-    pub fn spawn<W>(writer: W, label: impl Into<String>, budget: usize, encryption: Option<&PublicKey>) -> Self
+    pub fn spawn<W>(
+        writer: W,
+        label: impl Into<String>,
+        budget: usize,
+        encryption: Option<&PublicKey>,
+    ) -> Self
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
@@ -199,7 +204,11 @@ impl RecordWriter {
     /// recording failed at any point.
     pub async fn close(self) -> Result<(), RecordFailure> {
         let RecordWriter {
-            tx, task, failure, label, ..
+            tx,
+            task,
+            failure,
+            label,
+            ..
         } = self;
         drop(tx);
         if task.await.is_err() {
@@ -235,7 +244,8 @@ impl<W: AsyncWrite + Unpin> Sink<W> {
             data = &data[take..];
             if pending.len() == WRITE_CHUNK {
                 self.sealed.clear();
-                enc.seal_chunk(pending, false, &mut self.sealed).map_err(Fail::Crypto)?;
+                enc.seal_chunk(pending, false, &mut self.sealed)
+                    .map_err(Fail::Crypto)?;
                 pending.clear();
                 self.out.write_all(&self.sealed).await.map_err(Fail::Io)?;
             }
@@ -248,7 +258,8 @@ impl<W: AsyncWrite + Unpin> Sink<W> {
             && !pending.is_empty()
         {
             self.sealed.clear();
-            enc.seal_chunk(pending, false, &mut self.sealed).map_err(Fail::Crypto)?;
+            enc.seal_chunk(pending, false, &mut self.sealed)
+                .map_err(Fail::Crypto)?;
             pending.clear();
             self.out.write_all(&self.sealed).await.map_err(Fail::Io)?;
         }
@@ -258,7 +269,8 @@ impl<W: AsyncWrite + Unpin> Sink<W> {
     async fn finish(&mut self) -> Result<(), Fail> {
         if let Some((enc, pending)) = &mut self.enc {
             self.sealed.clear();
-            enc.seal_chunk(pending, true, &mut self.sealed).map_err(Fail::Crypto)?;
+            enc.seal_chunk(pending, true, &mut self.sealed)
+                .map_err(Fail::Crypto)?;
             pending.clear();
             self.out.write_all(&self.sealed).await.map_err(Fail::Io)?;
         }

@@ -35,6 +35,14 @@ impl Registry {
         self.lock().len()
     }
 
+    /// Live sessions of one protocol.
+    pub fn count_protocol(&self, protocol: &str) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| s.protocol() == protocol)
+            .count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -118,6 +118,10 @@ pub trait Protocol: Send + Sync + 'static {
     fn arg_names(&self) -> &'static [&'static str];
     /// Runs the connection until the upstream ends or every user has left.
     fn run(&self, ctx: SessionContext) -> ProtocolFuture;
+    /// Readiness check of this handler (fonts loadable, …), for `/health/ready`.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Everything a handler gets when its session starts.
@@ -202,6 +206,7 @@ pub struct Session {
     last_ts: AtomicI64,
     max_queued_bytes: usize,
     shutting_down: AtomicBool,
+    bytes_sent: metrics::Counter,
 }
 
 impl std::fmt::Debug for Session {
@@ -240,7 +245,11 @@ impl Session {
             last_ts: AtomicI64::new(0),
             max_queued_bytes,
             shutting_down: AtomicBool::new(false),
+            bytes_sent: metrics::counter!("guacr_bytes_sent_total", "protocol" => protocol.name()),
         });
+        let active = metrics::gauge!("guacr_sessions_active", "protocol" => protocol.name());
+        active.increment(1.0);
+        metrics::counter!("guacr_sessions_total", "protocol" => protocol.name()).increment(1);
         let owner = Arc::new(owner);
         let output = session.add_user(owner.clone(), true);
         registry.insert(session.clone());
@@ -272,6 +281,7 @@ impl Session {
             };
             supervised.close(error.as_ref());
             registry.remove(&supervised.id);
+            active.decrement(1.0);
         });
         (session, owner, output)
     }
@@ -415,6 +425,7 @@ impl Session {
             }
             let q = u.queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
             let _ = u.tx.send(data.clone());
+            self.bytes_sent.increment(data.len() as u64);
             if q > max {
                 overrun.push(i);
             }
@@ -439,6 +450,7 @@ impl Session {
         match inner.users.iter().find(|u| u.info.id == user_id) {
             Some(u) => {
                 u.queued.fetch_add(data.len(), Ordering::Relaxed);
+                self.bytes_sent.increment(data.len() as u64);
                 u.tx.send(Bytes::copy_from_slice(data)).is_ok()
             }
             None => false,
@@ -555,6 +567,8 @@ impl Session {
     pub fn close(&self, error: Option<&SessionError>) {
         let mut buf = Vec::new();
         if let Some(e) = error {
+            metrics::counter!("guacr_errors_total", "status" => e.status.code().to_string())
+                .increment(1);
             guacr_protocol::handshake::write_error(&mut buf, &e.message, e.status);
         }
         InstructionWriter::new(&mut buf, "disconnect").finish();

@@ -34,6 +34,7 @@ pub struct UserInput {
     /// Parameter names that may be changed at runtime through `argv`.
     mutable_params: &'static [&'static str],
     disable_paste: bool,
+    max_stream_bytes: usize,
 }
 
 impl UserInput {
@@ -49,7 +50,14 @@ impl UserInput {
             streams: HashMap::new(),
             mutable_params,
             disable_paste,
+            max_stream_bytes: MAX_STREAM_BYTES,
         }
+    }
+
+    /// Overrides the largest clipboard/argv stream accepted (default 256 KiB).
+    pub fn with_max_stream_bytes(mut self, max: usize) -> Self {
+        self.max_stream_bytes = max;
+        self
     }
 
     fn reply(&self, buf: &[u8]) {
@@ -154,7 +162,7 @@ impl UserInput {
                     }
                 };
                 let decoded = base64::decode_lenient(data.as_bytes());
-                if buf.len() + decoded.len() > MAX_STREAM_BYTES {
+                if buf.len() + decoded.len() > self.max_stream_bytes {
                     self.streams.remove(&stream);
                     self.ack(stream, "Stream too large.", Status::ClientOverrun);
                     return Outcome::Continue;

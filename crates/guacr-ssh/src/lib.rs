@@ -90,6 +90,10 @@ impl Protocol for Ssh {
         let timeout = self.connect_timeout.unwrap_or(Duration::from_secs(10));
         Box::pin(run(ctx, opts, timeout))
     }
+
+    fn health(&self) -> Result<(), String> {
+        guacr_console::health()
+    }
 }
 
 /// Settings parsed from the parameters.

@@ -68,6 +68,10 @@ impl Protocol for Telnet {
         let timeout = self.connect_timeout.unwrap_or(Duration::from_secs(10));
         Box::pin(run(ctx, opts, timeout))
     }
+
+    fn health(&self) -> Result<(), String> {
+        guacr_console::health()
+    }
 }
 
 fn bad(e: guacr_session::ParamError) -> SessionError {

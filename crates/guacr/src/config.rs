@@ -4,21 +4,65 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The default configuration file, read when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG: &str = "/etc/guacr/guacr.toml";
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerSection,
     pub daemon: DaemonSection,
     pub ssl: SslSection,
     pub session: SessionSection,
+    pub limits: LimitsSection,
+    pub admin: AdminSection,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// Protective limits. Zero means unlimited.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Live connections (sessions) in total; more get 513 SERVER_BUSY.
+    pub max_sessions: usize,
+    /// Live connections per protocol, e.g. `{ ssh = 500 }`; more get 513.
+    pub max_sessions_per_protocol: std::collections::BTreeMap<String, usize>,
+    /// Concurrent client connections from one IP address; more get 797 CLIENT_TOO_MANY.
+    pub max_connections_per_ip: usize,
+    /// New connections per second from one IP address (token bucket); more get 797.
+    pub connection_rate_per_ip: f64,
+    /// Burst allowed above the rate.
+    pub connection_burst_per_ip: u32,
+    /// Seconds allowed for the whole handshake (`select` to `connect`); 776 after.
+    pub handshake_timeout: u64,
+    /// Largest clipboard (or argv) stream accepted from a client; larger gets 781.
+    pub clipboard_max_bytes: usize,
+}
+
+/// The admin listener: Prometheus `/metrics`, `/health/live`, `/health/ready`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSection {
+    /// e.g. "127.0.0.1:9822"; unset = no admin listener.
+    pub bind: Option<String>,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_sessions: 0,
+            max_sessions_per_protocol: Default::default(),
+            max_connections_per_ip: 0,
+            connection_rate_per_ip: 0.0,
+            connection_burst_per_ip: 20,
+            handshake_timeout: 30,
+            clipboard_max_bytes: 262_144,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSection {
     /// guacd default: 127.0.0.1 (`-b`).
@@ -27,7 +71,7 @@ pub struct ServerSection {
     pub bind_port: u16,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DaemonSection {
     /// `-p`
@@ -40,7 +84,7 @@ pub struct DaemonSection {
     pub foreground: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct SslSection {
     /// `-C`: PEM certificate chain. TLS is on when both are set.
@@ -49,7 +93,7 @@ pub struct SslSection {
     pub server_key: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionSection {
     /// Seconds to wait for sessions to end after SIGTERM before closing them.
@@ -117,6 +161,18 @@ impl Config {
         if self.ssl.server_certificate.is_some() != self.ssl.server_key.is_some() {
             anyhow::bail!("TLS needs both ssl.server_certificate (-C) and ssl.server_key (-K)");
         }
+        if self.limits.connection_rate_per_ip < 0.0
+            || !self.limits.connection_rate_per_ip.is_finite()
+        {
+            anyhow::bail!("limits.connection_rate_per_ip must be a non-negative number");
+        }
+        if self.limits.handshake_timeout == 0 {
+            anyhow::bail!("limits.handshake_timeout must be positive");
+        }
+        if let Some(a) = &self.admin.bind {
+            a.parse::<SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("admin.bind {a:?} is not an address:port: {e}"))?;
+        }
         if self.session.client_timeout == 0 || self.session.keepalive_interval == 0 {
             anyhow::bail!("session.client_timeout and session.keepalive_interval must be positive");
         }
@@ -148,6 +204,51 @@ impl Config {
     pub fn keepalive_interval(&self) -> Duration {
         Duration::from_secs(self.session.keepalive_interval)
     }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.handshake_timeout)
+    }
+
+    /// The effective configuration as TOML (for `guacr config check`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Converts guacd's `guacd.conf` (INI: `[server] bind_host bind_port`,
+    /// `[daemon] pid_file log_level`, `[ssl] server_certificate server_key`).
+    pub fn from_guacd_conf(text: &str) -> anyhow::Result<Config> {
+        let mut cfg = Config::default();
+        let mut section = String::new();
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = s.trim().to_ascii_lowercase();
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                anyhow::bail!("line {}: expected name = value", n + 1);
+            };
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            match (section.as_str(), k) {
+                ("server", "bind_host") => cfg.server.bind_host = v.to_owned(),
+                ("server", "bind_port") => {
+                    cfg.server.bind_port = v
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("line {}: invalid bind_port {v:?}", n + 1))?
+                }
+                ("daemon", "pid_file") => cfg.daemon.pid_file = Some(v.into()),
+                ("daemon", "log_level") => cfg.daemon.log_level = v.to_owned(),
+                ("ssl", "server_certificate") => cfg.ssl.server_certificate = Some(v.into()),
+                ("ssl", "server_key") => cfg.ssl.server_key = Some(v.into()),
+                (s, k) => anyhow::bail!("line {}: unknown setting [{s}] {k}", n + 1),
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
 
 #[cfg(test)]
@@ -168,7 +269,37 @@ mod tests {
         assert!(Config::parse("[daemon]\nlog_level = \"loud\"\n").is_err());
         assert!(Config::parse("[ssl]\nserver_certificate = \"/x\"\n").is_err());
         assert!(Config::parse("[server]\nbogus = 1\n").is_err());
+        assert!(Config::parse("[admin]\nbind = \"nope\"\n").is_err());
+        assert!(Config::parse("[limits]\nconnection_rate_per_ip = -1.0\n").is_err());
         let c = Config::parse("[server]\nbind_host = \"0.0.0.0\"\nbind_port = 5000\n").unwrap();
         assert_eq!(c.bind_addrs().unwrap()[0].port(), 5000);
+    }
+}
+
+#[cfg(test)]
+mod guacd_conf_tests {
+    use super::*;
+
+    #[test]
+    fn converts_guacd_conf() {
+        let c = Config::from_guacd_conf(
+            "# guacd.conf\n[server]\nbind_host = 0.0.0.0\nbind_port = 4823\n\n[daemon]\npid_file = /var/run/guacd.pid\nlog_level = debug\n[ssl]\nserver_certificate = /etc/ssl/certs/guacd.crt\nserver_key = /etc/ssl/private/guacd.key\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.bind_host, "0.0.0.0");
+        assert_eq!(c.server.bind_port, 4823);
+        assert_eq!(c.daemon.log_level, "debug");
+        assert!(c.ssl.server_key.is_some());
+        let round = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(round, c);
+        assert!(Config::from_guacd_conf("[server]\nbind_port = x\n").is_err());
+        assert!(Config::from_guacd_conf("[server]\nfoo = 1\n").is_err());
+    }
+
+    #[test]
+    fn limits_parse() {
+        let c = Config::parse("[limits]\nmax_sessions = 5\nmax_sessions_per_protocol = { ssh = 2 }\n[admin]\nbind = \"127.0.0.1:9822\"\n").unwrap();
+        assert_eq!(c.limits.max_sessions, 5);
+        assert_eq!(c.limits.max_sessions_per_protocol.get("ssh"), Some(&2));
     }
 }

@@ -10,7 +10,7 @@ use guacr_session::user::{Outcome, UserInput};
 use guacr_session::{Params, Session, UserInfo, UserOutput};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::server::ServerState;
+use crate::server::{IpGuard, Rejection, ServerState};
 
 /// Why reading an instruction failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,8 @@ pub struct InstructionReader {
     buf: Vec<u8>,
     pos: usize,
     parser: Parser,
+    /// Bytes read so far (not yet reported to the metrics).
+    received: u64,
 }
 
 impl Default for InstructionReader {
@@ -44,7 +46,13 @@ impl InstructionReader {
             buf: Vec::with_capacity(8192),
             pos: 0,
             parser: Parser::new(),
+            received: 0,
         }
+    }
+
+    /// Bytes read since the last call.
+    pub fn take_received(&mut self) -> u64 {
+        std::mem::take(&mut self.received)
     }
 
     /// Reads until one instruction is complete and passes it to `f`.
@@ -82,11 +90,13 @@ impl InstructionReader {
             if n == 0 {
                 return Err(ReadError::Closed);
             }
+            self.received += n as u64;
         }
     }
 }
 
 fn error_bytes(message: &str, status: Status) -> Vec<u8> {
+    crate::metrics::error(status);
     let mut buf = Vec::new();
     handshake::write_error(&mut buf, message, status);
     InstructionWriter::new(&mut buf, "disconnect").finish();
@@ -94,20 +104,39 @@ fn error_bytes(message: &str, status: Status) -> Vec<u8> {
 }
 
 /// Serves one client connection to the end.
-pub async fn serve<S>(stream: S, state: Arc<ServerState>, peer: String)
-where
+pub async fn serve<S>(
+    stream: S,
+    state: Arc<ServerState>,
+    peer: String,
+    admitted: Result<IpGuard, Rejection>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
+    let _guard = match admitted {
+        Ok(g) => g,
+        Err(r) => {
+            tracing::info!(%peer, limit = r.limit, "connection refused by a limit");
+            let _ = wr.write_all(&error_bytes(&r.message, r.status)).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+    };
     let mut reader = InstructionReader::new();
-    let timeout = state.config.client_timeout();
+    let cfg = state.config();
+    let timeout = cfg.client_timeout();
+    let handshake_deadline = tokio::time::Instant::now() + cfg.handshake_timeout();
+    let mut handshake_started: Option<std::time::Instant> = None;
     let mut hs = ServerHandshake::new();
     let mut out = Vec::new();
     let mut joining: Option<Arc<Session>> = None;
 
     // Handshake.
     let handshake = loop {
-        let step = reader.next(&mut rd, timeout, |ins| hs.receive(ins)).await;
+        let remaining = handshake_deadline.saturating_duration_since(tokio::time::Instant::now());
+        let step = reader
+            .next(&mut rd, timeout.min(remaining), |ins| hs.receive(ins))
+            .await;
         let event = match step {
             Ok(Ok(ev)) => ev,
             Ok(Err(e)) => {
@@ -137,6 +166,12 @@ where
         match event {
             Event::Selected(Selection::Protocol(name)) => match state.protocols.get(&name) {
                 Some(p) => {
+                    handshake_started = Some(std::time::Instant::now());
+                    if let Err(r) = state.admit_session(&name) {
+                        tracing::info!(%peer, limit = r.limit, protocol = %name, "session refused by a limit");
+                        let _ = wr.write_all(&error_bytes(&r.message, r.status)).await;
+                        return;
+                    }
                     out.clear();
                     hs.send_args(p.arg_names(), &mut out);
                     if wr.write_all(&out).await.is_err() {
@@ -154,6 +189,7 @@ where
             },
             Event::Selected(Selection::Join(id)) => match state.registry.get(&id) {
                 Some(s) => {
+                    handshake_started = Some(std::time::Instant::now());
                     out.clear();
                     hs.send_args(s.arg_names(), &mut out);
                     joining = Some(s);
@@ -203,7 +239,7 @@ where
                 owner,
                 params,
                 state.registry.clone(),
-                state.config.session.max_queued_bytes,
+                cfg.session.max_queued_bytes,
             );
             tracing::info!(%peer, connection = %session.id(), user = %user.id, protocol = %name, "new connection");
             (session, user, output)
@@ -238,6 +274,9 @@ where
     if wr.write_all(&out).await.is_err() {
         session.leave(&user.id);
         return;
+    }
+    if let Some(t) = handshake_started {
+        metrics::histogram!("guacr_handshake_seconds").record(t.elapsed().as_secs_f64());
     }
     let disable_paste = session_flag(&handshake, "disable-paste");
     run_user(
@@ -281,18 +320,23 @@ async fn run_user<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let timeout = state.config.client_timeout();
-    let keepalive = state.config.keepalive_interval();
+    let cfg = state.config();
+    let timeout = cfg.client_timeout();
+    let keepalive = cfg.keepalive_interval();
     let mut input = UserInput::new(
         user.clone(),
         session.clone(),
         state.mutable_params,
         disable_paste,
-    );
+    )
+    .with_max_stream_bytes(cfg.limits.clipboard_max_bytes);
+    let received = metrics::counter!("guacr_bytes_received_total");
 
     let read_loop = async {
         loop {
-            match reader.next(&mut rd, timeout, |ins| input.handle(ins)).await {
+            let step = reader.next(&mut rd, timeout, |ins| input.handle(ins)).await;
+            received.increment(reader.take_received());
+            match step {
                 Ok(Outcome::Continue) => {}
                 Ok(Outcome::Disconnect) => return Exit::Disconnect,
                 Err(ReadError::Timeout) => return Exit::Timeout,

@@ -1,9 +1,11 @@
 //! The guacr daemon as a library: configuration, listener, connection handling.
 //! The binary (`main.rs`) adds the command line, daemonizing and signals.
 
+pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 

@@ -1,6 +1,12 @@
-//! `tracing` setup with guacd's log levels (`-L`).
+//! `tracing` setup with guacd's log levels (`-L`), text or JSON, and a level
+//! that can be changed at runtime (configuration reload).
 
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, reload};
+
+use crate::server::LogReloader;
 
 /// guacd's level names (and tracing's).
 pub fn parse_level(s: &str) -> anyhow::Result<LevelFilter> {
@@ -17,21 +23,44 @@ pub fn parse_level(s: &str) -> anyhow::Result<LevelFilter> {
     })
 }
 
-pub fn init(level: &str, format: &str) -> anyhow::Result<()> {
+fn filter(level: &str) -> anyhow::Result<EnvFilter> {
     let level = parse_level(level)?;
-    let filter = tracing_subscriber::EnvFilter::builder()
+    Ok(EnvFilter::builder()
         .with_default_directive(level.into())
         .from_env_lossy()
         // Library chatter stays at warn unless asked for explicitly.
         .add_directive("russh=warn".parse()?)
-        .add_directive("rustls=warn".parse()?);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = if format == "json" {
-        builder.json().flatten_event(true).try_init()
+        .add_directive("rustls=warn".parse()?))
+}
+
+/// Installs the global subscriber; returns the function that changes the level.
+///
+/// JSON lines carry the fields of the enclosing spans (`connection`, `user`,
+/// `protocol`, `peer`), so every line of a session can be attributed.
+pub fn init(level: &str, format: &str) -> anyhow::Result<LogReloader> {
+    let (filter_layer, handle) = reload::Layer::new(filter(level)?);
+    let fmt_layer = if format == "json" {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        builder.try_init()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
-    result.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
+    tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(fmt_layer)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))?;
+    Ok(Box::new(move |level: &str| {
+        let f = filter(level)?;
+        handle
+            .reload(f)
+            .map_err(|e| anyhow::anyhow!("cannot change the log level: {e}"))
+    }))
 }

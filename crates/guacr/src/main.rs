@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use guacr::Config;
 
 #[derive(Debug, Parser)]
@@ -42,6 +42,56 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long = "log-format", value_name = "FORMAT")]
     log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validates a guacr.toml (and the TLS files it names); prints the effective configuration.
+    Check { file: PathBuf },
+    /// Converts guacd's guacd.conf to guacr.toml on standard output.
+    FromGuacd { file: PathBuf },
+}
+
+/// Writes to standard output; a closed pipe (`| head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn run_command(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Config(ConfigCommand::Check { file }) => {
+            let cfg = Config::load(&file)?;
+            if let (Some(c), Some(k)) = (&cfg.ssl.server_certificate, &cfg.ssl.server_key) {
+                guacr::tls::acceptor(c, k)?;
+            }
+            cfg.bind_addrs()?;
+            print_out(&format!("# {}: OK\n{}", file.display(), cfg.to_toml()))
+        }
+        Command::Config(ConfigCommand::FromGuacd { file }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let cfg = Config::from_guacd_conf(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            print_out(&format!(
+                "# converted from {}\n{}",
+                file.display(),
+                cfg.to_toml()
+            ))
+        }
+    }
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -89,6 +139,15 @@ fn main() -> std::process::ExitCode {
         );
         return std::process::ExitCode::SUCCESS;
     }
+    if let Some(cmd) = cli.command {
+        return match run_command(cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("guacr: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -100,7 +159,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = load_config(&cli)?;
-    guacr::logging::init(&cfg.daemon.log_level, &cfg.daemon.log_format)?;
+    let log_reloader = guacr::logging::init(&cfg.daemon.log_level, &cfg.daemon.log_format)?;
     // Bind before daemonizing so errors reach the terminal; guacd does the same.
     let std_listener_check = cfg.bind_addrs()?;
     tracing::debug!(?std_listener_check, "configuration loaded");
@@ -116,8 +175,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .thread_name("guacr")
         .build()?;
     let pid_file = cfg.daemon.pid_file.clone();
+    let config_path = cli.config.clone().or_else(|| {
+        let p = PathBuf::from(guacr::config::DEFAULT_CONFIG);
+        p.exists().then_some(p)
+    });
     let result = rt.block_on(async move {
         let server = guacr::bind(cfg).await?;
+        let state = server.state();
+        state.set_log_reloader(log_reloader);
+        if let Some(path) = config_path {
+            let overrides = Overrides(cli);
+            tokio::spawn(reload_loop(state, path, overrides));
+        }
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -136,6 +205,65 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(pid);
     }
     result
+}
+
+/// Command-line flags keep priority over the file on reload too.
+struct Overrides(Cli);
+
+impl Overrides {
+    fn apply(&self, path: &std::path::Path) -> anyhow::Result<Config> {
+        let mut cli_view = Cli {
+            config: Some(path.to_owned()),
+            command: None,
+            ..self.0.clone_flags()
+        };
+        cli_view.foreground = true;
+        load_config(&cli_view)
+    }
+}
+
+impl Cli {
+    fn clone_flags(&self) -> Cli {
+        Cli {
+            bind_host: self.bind_host.clone(),
+            bind_port: self.bind_port,
+            pid_file: self.pid_file.clone(),
+            log_level: self.log_level.clone(),
+            certificate: self.certificate.clone(),
+            key: self.key.clone(),
+            foreground: self.foreground,
+            version: false,
+            config: self.config.clone(),
+            log_format: self.log_format.clone(),
+            command: None,
+        }
+    }
+}
+
+/// Reloads the configuration on SIGHUP and when the file changes (polled
+/// every 2 s, which also catches Kubernetes ConfigMap symlink swaps).
+async fn reload_loop(state: std::sync::Arc<guacr::ServerState>, path: PathBuf, flags: Overrides) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let fingerprint = |p: &std::path::Path| std::fs::read(p).ok();
+    let mut last = fingerprint(&path);
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        let by_signal = tokio::select! {
+            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending::<()>().await } } => true,
+            _ = tick.tick() => false,
+        };
+        let now = fingerprint(&path);
+        if !by_signal && now == last {
+            continue;
+        }
+        last = now;
+        tracing::info!(file = %path.display(), by_signal, "reloading configuration");
+        match flags.apply(&path).and_then(|cfg| state.reload(cfg)) {
+            Ok(()) => {}
+            Err(e) => tracing::error!("configuration reload refused, keeping the old one: {e:#}"),
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -1,9 +1,11 @@
-//! The TCP listener (guacd's port 4822), optional TLS, graceful shutdown.
+//! The TCP listener (guacd's port 4822), optional TLS, limits, the admin
+//! listener, configuration reload and graceful shutdown.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use guacr_protocol::Status;
 use guacr_session::{Protocol, Registry, SessionError};
@@ -13,20 +15,78 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 
+/// Applies a new log level (installed by the binary's logging setup).
+pub type LogReloader = Box<dyn Fn(&str) -> anyhow::Result<()> + Send + Sync>;
+
+/// Why a connection was refused by a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub limit: &'static str,
+    pub status: Status,
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct IpEntry {
+    connections: usize,
+    tokens: f64,
+    refilled: Instant,
+}
+
 /// State shared by every connection.
 pub struct ServerState {
-    pub config: Config,
+    config: RwLock<Arc<Config>>,
     pub registry: Arc<Registry>,
     pub protocols: HashMap<String, Arc<dyn Protocol>>,
     /// Parameters users may change at runtime with `argv`.
     pub mutable_params: &'static [&'static str],
     shutting_down: AtomicBool,
+    listening: AtomicBool,
+    tls: RwLock<Option<TlsAcceptor>>,
+    per_ip: Mutex<HashMap<IpAddr, IpEntry>>,
+    log_reloader: Mutex<Option<LogReloader>>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Held while a client connection is open; releases its per-IP slot on drop.
+pub struct IpGuard {
+    state: Arc<ServerState>,
+    ip: IpAddr,
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        let mut map = self.state.ips();
+        if let Some(e) = map.get_mut(&self.ip) {
+            e.connections = e.connections.saturating_sub(1);
+            if e.connections == 0
+                && e.tokens >= f64::from(self.state.config().limits.connection_burst_per_ip)
+            {
+                map.remove(&self.ip);
+            }
+        }
+        metrics::gauge!("guacr_users_active").decrement(1.0);
+    }
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    *lock.write().unwrap_or_else(|e| e.into_inner()) = value;
 }
 
 impl ServerState {
     pub fn new(config: Config, protocols: Vec<Arc<dyn Protocol>>) -> Arc<Self> {
+        let metrics = crate::metrics::install();
+        for p in &protocols {
+            // Present from the first scrape, not only after the first session.
+            metrics::gauge!("guacr_sessions_active", "protocol" => p.name()).increment(0.0);
+            metrics::counter!("guacr_sessions_total", "protocol" => p.name()).increment(0);
+        }
         Arc::new(ServerState {
-            config,
+            config: RwLock::new(Arc::new(config)),
             registry: Registry::new(),
             protocols: protocols
                 .into_iter()
@@ -34,11 +94,186 @@ impl ServerState {
                 .collect(),
             mutable_params: &["color-scheme", "font-name", "font-size"],
             shutting_down: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            tls: RwLock::new(None),
+            per_ip: Mutex::new(HashMap::new()),
+            log_reloader: Mutex::new(None),
+            metrics,
         })
+    }
+
+    /// The configuration in force (it may be replaced by a reload at any time).
+    pub fn config(&self) -> Arc<Config> {
+        read(&self.config)
     }
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    pub fn set_log_reloader(&self, f: LogReloader) {
+        *self.log_reloader.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    }
+
+    fn ips(&self) -> MutexGuard<'_, HashMap<IpAddr, IpEntry>> {
+        self.per_ip.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn tls(&self) -> Option<TlsAcceptor> {
+        read(&self.tls)
+    }
+
+    /// Admits a new client connection from `ip` (per-IP count and rate).
+    pub fn admit_connection(self: &Arc<Self>, ip: IpAddr) -> Result<IpGuard, Rejection> {
+        let limits = self.config().limits.clone();
+        let mut map = self.ips();
+        let burst = f64::from(limits.connection_burst_per_ip.max(1));
+        let e = map.entry(ip).or_insert(IpEntry {
+            connections: 0,
+            tokens: burst,
+            refilled: Instant::now(),
+        });
+        if limits.connection_rate_per_ip > 0.0 {
+            let now = Instant::now();
+            let refill =
+                now.duration_since(e.refilled).as_secs_f64() * limits.connection_rate_per_ip;
+            e.tokens = (e.tokens + refill).min(burst);
+            e.refilled = now;
+            if e.tokens < 1.0 {
+                return Err(reject(
+                    "connection_rate_per_ip",
+                    Status::ClientTooMany,
+                    "Too many new connections from your address; try again shortly.",
+                ));
+            }
+            e.tokens -= 1.0;
+        }
+        if limits.max_connections_per_ip > 0 && e.connections >= limits.max_connections_per_ip {
+            return Err(reject(
+                "max_connections_per_ip",
+                Status::ClientTooMany,
+                "Too many connections from your address.",
+            ));
+        }
+        e.connections += 1;
+        drop(map);
+        metrics::gauge!("guacr_users_active").increment(1.0);
+        Ok(IpGuard {
+            state: self.clone(),
+            ip,
+        })
+    }
+
+    /// Admits a new session of `protocol` (total and per-protocol limits).
+    pub fn admit_session(&self, protocol: &str) -> Result<(), Rejection> {
+        let cfg = self.config();
+        let limits = &cfg.limits;
+        if limits.max_sessions > 0 && self.registry.len() >= limits.max_sessions {
+            return Err(reject(
+                "max_sessions",
+                Status::ServerBusy,
+                "The server has reached its maximum number of connections.",
+            ));
+        }
+        if let Some(&max) = limits.max_sessions_per_protocol.get(protocol)
+            && max > 0
+            && self.registry.count_protocol(protocol) >= max
+        {
+            return Err(reject(
+                "max_sessions_per_protocol",
+                Status::ServerBusy,
+                &format!("The server has reached its maximum number of {protocol} connections."),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the daemon can serve: listeners up, not draining, every handler healthy.
+    pub fn ready(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if !self.listening.load(Ordering::Relaxed) {
+            problems.push("listener: not bound".to_owned());
+        }
+        if self.is_shutting_down() {
+            problems.push("shutting down".to_owned());
+        }
+        let mut names: Vec<&String> = self.protocols.keys().collect();
+        names.sort();
+        for name in names {
+            if let Some(p) = self.protocols.get(name)
+                && let Err(e) = p.health()
+            {
+                problems.push(format!("{name}: {e}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn render_metrics(&self) -> String {
+        match &self.metrics {
+            Some(h) => {
+                h.run_upkeep();
+                h.render()
+            }
+            None => String::new(),
+        }
+    }
+
+    /// Applies a new configuration to the running daemon: log level, limits,
+    /// TLS certificate, session settings and handler defaults for new
+    /// connections. Listener addresses need a restart. A configuration that
+    /// fails validation (or whose TLS files do not load) is refused as a whole
+    /// and the old one stays.
+    pub fn reload(&self, new: Config) -> anyhow::Result<()> {
+        let result = self.try_reload(new);
+        let outcome = if result.is_ok() { "ok" } else { "refused" };
+        metrics::counter!("guacr_config_reloads_total", "result" => outcome).increment(1);
+        result
+    }
+
+    fn try_reload(&self, new: Config) -> anyhow::Result<()> {
+        new.validate()?;
+        let old = self.config();
+        let tls = match (&new.ssl.server_certificate, &new.ssl.server_key) {
+            (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k)?),
+            _ => None,
+        };
+        if old.ssl.server_certificate.is_some() != tls.is_some() {
+            anyhow::bail!("turning TLS on or off needs a restart");
+        }
+        if let Some(f) = self
+            .log_reloader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            f(&new.daemon.log_level)?;
+        }
+        if old.server != new.server {
+            tracing::warn!("listener address changes take effect after a restart");
+        }
+        if old.admin != new.admin {
+            tracing::warn!("admin listener changes take effect after a restart");
+        }
+        if tls.is_some() {
+            write(&self.tls, tls);
+        }
+        write(&self.config, Arc::new(new));
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+}
+
+fn reject(limit: &'static str, status: Status, message: &str) -> Rejection {
+    metrics::counter!("guacr_limit_rejections_total", "limit" => limit).increment(1);
+    Rejection {
+        limit,
+        status,
+        message: message.to_owned(),
     }
 }
 
@@ -70,15 +305,16 @@ fn console_options(config: &Config) -> guacr_console::ConsoleOptions {
 /// A bound listener, ready to serve.
 pub struct Server {
     listeners: Vec<TcpListener>,
+    admin: Option<TcpListener>,
     state: Arc<ServerState>,
-    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
     pub async fn bind(state: Arc<ServerState>) -> anyhow::Result<Server> {
+        let cfg = state.config();
         let mut listeners = Vec::new();
         let mut last_err = None;
-        for addr in state.config.bind_addrs()? {
+        for addr in cfg.bind_addrs()? {
             match TcpListener::bind(addr).await {
                 Ok(l) => {
                     tracing::info!("listening on {addr}");
@@ -92,20 +328,25 @@ impl Server {
         if listeners.is_empty() {
             return Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no address to bind")));
         }
-        let tls = match (
-            &state.config.ssl.server_certificate,
-            &state.config.ssl.server_key,
-        ) {
-            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
-            _ => None,
-        };
-        if tls.is_some() {
+        if let (Some(cert), Some(key)) = (&cfg.ssl.server_certificate, &cfg.ssl.server_key) {
+            write(&state.tls, Some(crate::tls::acceptor(cert, key)?));
             tracing::info!("TLS enabled");
         }
+        let admin = match &cfg.admin.bind {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot bind admin listener {addr}: {e}"))?;
+                tracing::info!("admin listener (metrics, health) on {addr}");
+                Some(l)
+            }
+            None => None,
+        };
+        state.listening.store(true, Ordering::Relaxed);
         Ok(Server {
             listeners,
+            admin,
             state,
-            tls,
         })
     }
 
@@ -114,6 +355,10 @@ impl Server {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect()
+    }
+
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> Arc<ServerState> {
@@ -125,33 +370,44 @@ impl Server {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let Server {
             listeners,
+            admin,
             state,
-            tls,
         } = self;
-        let mut accepts = Vec::new();
+        let mut tasks = Vec::new();
         for listener in listeners {
-            let state = state.clone();
-            let tls = tls.clone();
-            accepts.push(tokio::spawn(accept_loop(listener, state, tls)));
+            tasks.push(tokio::spawn(accept_loop(listener, state.clone())));
+        }
+        if let Some(admin) = admin {
+            tasks.push(tokio::spawn(crate::admin::serve(admin, state.clone())));
         }
         while !*shutdown.borrow() {
             if shutdown.changed().await.is_err() {
                 break;
             }
         }
-        for a in &accepts {
-            a.abort();
-        }
         state.shutting_down.store(true, Ordering::Relaxed);
+        // Stop accepting; the admin listener stays up (ready = 503) while draining.
+        let admin_task = if state.config().admin.bind.is_some() {
+            tasks.pop()
+        } else {
+            None
+        };
+        for t in &tasks {
+            t.abort();
+        }
         drain(
             &state,
-            Duration::from_secs(state.config.session.shutdown_timeout),
+            Duration::from_secs(state.config().session.shutdown_timeout),
         )
         .await;
+        state.listening.store(false, Ordering::Relaxed);
+        if let Some(t) = admin_task {
+            t.abort();
+        }
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<ServerState>, tls: Option<TlsAcceptor>) {
+async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -164,19 +420,23 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>, tls: Option
         };
         let _ = sock.set_nodelay(true);
         let state = state.clone();
-        let tls = tls.clone();
         tokio::spawn(async move {
-            let peer = peer.to_string();
-            match tls {
-                None => crate::connection::serve(sock, state, peer).await,
+            let admitted = state.admit_connection(peer.ip());
+            let peer_s = peer.to_string();
+            match state.tls() {
+                None => crate::connection::serve(sock, state, peer_s, admitted).await,
                 Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(state.config.client_timeout(), acceptor.accept(sock))
-                            .await;
+                    let handshake = tokio::time::timeout(
+                        state.config().client_timeout(),
+                        acceptor.accept(sock),
+                    )
+                    .await;
                     match handshake {
-                        Ok(Ok(stream)) => crate::connection::serve(stream, state, peer).await,
-                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                        Ok(Ok(stream)) => {
+                            crate::connection::serve(stream, state, peer_s, admitted).await
+                        }
+                        Ok(Err(e)) => tracing::info!(peer = %peer_s, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::info!(peer = %peer_s, "TLS handshake timed out"),
                     }
                 }
             }

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use guacr_protocol::Status;
-use guacr_session::{Protocol, ProtocolFuture, SessionContext, SessionError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -109,40 +107,6 @@ async fn handshake_timeout_is_776() {
     let d = TestDaemon::start_with(|c| c.session.client_timeout = 1, None).await;
     let out = raw_exchange(&d, b"").await;
     assert!(out.contains("3.776;"), "{out}");
-}
-
-/// A protocol that sends nothing: only keep-alives reach the client.
-struct Silent;
-impl Protocol for Silent {
-    fn name(&self) -> &'static str {
-        "silent"
-    }
-    fn arg_names(&self) -> &'static [&'static str] {
-        &["mode"]
-    }
-    fn run(&self, mut ctx: SessionContext) -> ProtocolFuture {
-        Box::pin(async move {
-            match ctx.params.get("mode") {
-                Some("panic") => panic!("handler bug"),
-                Some("fail") => Err(SessionError::new(
-                    Status::UpstreamUnavailable,
-                    "upstream is down",
-                )),
-                _ => loop {
-                    if let guacr_session::HandlerEvent::Shutdown = ctx.events.recv().await
-                        && (ctx.session.user_count() == 0 || ctx.session.is_shutting_down())
-                    {
-                        return Ok(());
-                    }
-                },
-            }
-        })
-    }
-}
-
-async fn silent_daemon(configure: impl FnOnce(&mut guacr::Config)) -> TestDaemon {
-    let protocols: Vec<Arc<dyn Protocol>> = vec![Arc::new(Silent)];
-    TestDaemon::start_with(configure, Some(protocols)).await
 }
 
 #[tokio::test]
@@ -320,6 +284,7 @@ async fn cli_foreground_listens_writes_pid_and_stops_on_sigterm() {
         .arg("-p")
         .arg(&pid_file)
         .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut connected = None;

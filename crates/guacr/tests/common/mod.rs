@@ -9,7 +9,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use guacr::{Config, Server, ServerState};
-use guacr_session::Protocol;
+use guacr_protocol::Status;
+use guacr_session::{Protocol, ProtocolFuture, SessionContext, SessionError};
 use guacr_testkit::{ClientInfo, GuacClient, GuacError};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -91,6 +92,7 @@ impl Peers {
 /// A daemon serving on an ephemeral loopback port, inside the test process.
 pub struct TestDaemon {
     pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
     pub state: Arc<ServerState>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -113,11 +115,13 @@ impl TestDaemon {
             .await
             .expect("bind");
         let addr = server.local_addrs()[0];
+        let admin = server.admin_addr();
         let state = server.state();
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(server.run(rx));
         TestDaemon {
             addr,
+            admin,
             state,
             shutdown: tx,
             task,
@@ -265,4 +269,70 @@ where
 /// Counts lines containing `needle`.
 pub fn count_lines(screen: &[String], needle: &str) -> usize {
     screen.iter().filter(|l| l.contains(needle)).count()
+}
+
+/// A protocol that sends nothing: only keep-alives reach the client.
+pub struct Silent;
+impl Protocol for Silent {
+    fn name(&self) -> &'static str {
+        "silent"
+    }
+    fn arg_names(&self) -> &'static [&'static str] {
+        &["mode"]
+    }
+    fn run(&self, mut ctx: SessionContext) -> ProtocolFuture {
+        Box::pin(async move {
+            match ctx.params.get("mode") {
+                Some("panic") => panic!("handler bug"),
+                Some("fail") => Err(SessionError::new(
+                    Status::UpstreamUnavailable,
+                    "upstream is down",
+                )),
+                _ => loop {
+                    if let guacr_session::HandlerEvent::Shutdown = ctx.events.recv().await
+                        && (ctx.session.user_count() == 0 || ctx.session.is_shutting_down())
+                    {
+                        return Ok(());
+                    }
+                },
+            }
+        })
+    }
+}
+
+pub async fn silent_daemon(configure: impl FnOnce(&mut guacr::Config)) -> TestDaemon {
+    let protocols: Vec<Arc<dyn Protocol>> = vec![Arc::new(Silent)];
+    TestDaemon::start_with(configure, Some(protocols)).await
+}
+
+/// `GET path` on the admin listener: (status code, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// The value of a Prometheus sample (`name{labels}`), 0 if absent.
+pub fn metric(body: &str, sample: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == sample).then(|| v.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
 }
