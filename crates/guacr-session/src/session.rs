@@ -259,30 +259,42 @@ impl Session {
             owner: owner.clone(),
             events: SessionEvents { rx: erx },
         };
-        let handler = tokio::spawn(protocol.run(ctx));
+        // The handler and everything it logs carry the connection id and protocol.
+        let span = tracing::info_span!(
+            "session",
+            connection = %session.id,
+            protocol = %session.protocol,
+        );
+        let handler = tokio::spawn(tracing::Instrument::instrument(
+            protocol.run(ctx),
+            span.clone(),
+        ));
         let supervised = session.clone();
-        tokio::spawn(async move {
-            let outcome = handler.await;
-            let error = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => {
-                    tracing::info!(connection = %supervised.id, status = e.status.code(), "connection ended: {}", e.message);
-                    Some(e)
-                }
-                Err(join) => {
-                    if join.is_panic() {
-                        tracing::error!(connection = %supervised.id, "protocol handler panicked; only this connection is closed");
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let outcome = handler.await;
+                let error = match outcome {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => {
+                        tracing::info!(connection = %supervised.id, status = e.status.code(), "connection ended: {}", e.message);
+                        Some(e)
                     }
-                    Some(SessionError::new(
-                        Status::ServerError,
-                        "Internal server error in the connection handler.",
-                    ))
-                }
-            };
-            supervised.close(error.as_ref());
-            registry.remove(&supervised.id);
-            active.decrement(1.0);
-        });
+                    Err(join) => {
+                        if join.is_panic() {
+                            tracing::error!(connection = %supervised.id, "protocol handler panicked; only this connection is closed");
+                        }
+                        Some(SessionError::new(
+                            Status::ServerError,
+                            "Internal server error in the connection handler.",
+                        ))
+                    }
+                };
+                supervised.close(error.as_ref());
+                registry.remove(&supervised.id);
+                active.decrement(1.0);
+            },
+            span,
+        ));
         (session, owner, output)
     }
 

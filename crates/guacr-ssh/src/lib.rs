@@ -137,6 +137,8 @@ impl Settings {
 }
 
 struct ClientHandler {
+    /// russh calls the handler from its own task, outside the session's span.
+    connection: String,
     known: Option<KnownHosts>,
     hostname: String,
     port: u16,
@@ -151,7 +153,7 @@ impl client::Handler for ClientHandler {
         server_public_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let Some(known) = &self.known else {
-            tracing::warn!(host = %self.hostname, "no known host keys provided; host identity is not verified");
+            tracing::warn!(connection = %self.connection, protocol = "ssh", host = %self.hostname, "no known host keys provided; host identity is not verified");
             return Ok(true);
         };
         let key: &PublicKey = match server_public_key {
@@ -225,6 +227,7 @@ async fn run(
     });
     let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handler = ClientHandler {
+        connection: ctx.session.id().to_owned(),
         known,
         hostname: settings.hostname.clone(),
         port: settings.port,
@@ -301,7 +304,9 @@ async fn run(
     })?;
 
     let (upstream, io) = guacr_console::upstream_channels();
-    tokio::spawn(pump(channel, io, handle));
+    tokio::spawn(tracing::Instrument::in_current_span(pump(
+        channel, io, handle,
+    )));
     guacr_console::run(ctx, term, upstream, opts).await
 }
 

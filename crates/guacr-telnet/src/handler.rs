@@ -109,12 +109,12 @@ async fn run(
     let sock = guacr_console::connect_tcp(&hostname, port, timeout).await?;
     tracing::info!(connection = %ctx.session.id(), host = %hostname, "telnet connection established");
     let (upstream, io) = guacr_console::upstream_channels();
-    tokio::spawn(pump(
+    tokio::spawn(tracing::Instrument::in_current_span(pump(
         sock,
         TelnetClient::new(config),
         LoginAutomation::new(login),
         io,
-    ));
+    )));
     guacr_console::run(ctx, term, upstream, opts).await
 }
 

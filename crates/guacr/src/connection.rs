@@ -269,6 +269,10 @@ pub async fn serve<S>(
         }
     };
 
+    let span = tracing::Span::current();
+    span.record("connection", session.id());
+    span.record("user", user.id.as_str());
+    span.record("protocol", session.protocol());
     out.clear();
     handshake::write_ready(&mut out, session.id());
     if wr.write_all(&out).await.is_err() {

@@ -420,27 +420,41 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
         };
         let _ = sock.set_nodelay(true);
         let state = state.clone();
-        tokio::spawn(async move {
-            let admitted = state.admit_connection(peer.ip());
-            let peer_s = peer.to_string();
-            match state.tls() {
-                None => crate::connection::serve(sock, state, peer_s, admitted).await,
-                Some(acceptor) => {
-                    let handshake = tokio::time::timeout(
-                        state.config().client_timeout(),
-                        acceptor.accept(sock),
-                    )
-                    .await;
-                    match handshake {
-                        Ok(Ok(stream)) => {
-                            crate::connection::serve(stream, state, peer_s, admitted).await
+        // Every log line of this connection carries its peer, and after the
+        // handshake its connection id, user id and protocol.
+        let span = tracing::info_span!(
+            "conn",
+            peer = %peer,
+            connection = tracing::field::Empty,
+            user = tracing::field::Empty,
+            protocol = tracing::field::Empty,
+        );
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let admitted = state.admit_connection(peer.ip());
+                let peer_s = peer.to_string();
+                match state.tls() {
+                    None => crate::connection::serve(sock, state, peer_s, admitted).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(
+                            state.config().client_timeout(),
+                            acceptor.accept(sock),
+                        )
+                        .await;
+                        match handshake {
+                            Ok(Ok(stream)) => {
+                                crate::connection::serve(stream, state, peer_s, admitted).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::info!(peer = %peer_s, "TLS handshake failed: {e}")
+                            }
+                            Err(_) => tracing::info!(peer = %peer_s, "TLS handshake timed out"),
                         }
-                        Ok(Err(e)) => tracing::info!(peer = %peer_s, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::info!(peer = %peer_s, "TLS handshake timed out"),
                     }
                 }
-            }
-        });
+            },
+            span,
+        ));
     }
 }
 

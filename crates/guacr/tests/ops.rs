@@ -434,3 +434,75 @@ fn config_check_and_from_guacd() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn json_logs_carry_connection_user_protocol_and_peer() {
+    let bin = env!("CARGO_BIN_EXE_guacr");
+    let port = closed_port();
+    let log = std::env::temp_dir().join(format!("guacr-json-{port}.log"));
+    let mut child = tokio::process::Command::new(bin)
+        .args(["-f", "-l", &port, "-L", "debug", "--log-format", "json"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = None;
+    for _ in 0..100 {
+        if let Ok(x) = guacr_testkit::GuacClient::connect_tcp(addr).await {
+            c = Some(x);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = c.unwrap();
+    let p = Peers::get();
+    let ssh_port = p.ssh_port_str();
+    let id = c
+        .handshake(
+            "ssh",
+            &client_info(800, 600),
+            &[
+                ("hostname", &p.host),
+                ("port", &ssh_port),
+                ("username", &p.pw_user),
+                ("password", "wrong"),
+            ],
+        )
+        .await
+        .unwrap();
+    c.wait_for_close(Duration::from_secs(20)).await.unwrap();
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let session_lines: Vec<&str> = text.lines().filter(|l| l.contains(&id)).collect();
+    assert!(session_lines.len() >= 2, "{text}");
+    // Lines logged by the SSH handler and the session carry the connection and protocol.
+    for target in ["guacr_ssh", "guacr_session::session"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("\"target\":\"{target}\"")))
+            .unwrap_or_else(|| panic!("no {target} line: {text}"));
+        assert!(
+            line.contains(&id) && line.contains("\"protocol\":\"ssh\""),
+            "{line}"
+        );
+    }
+    // Lines logged by the connection carry peer, user and protocol.
+    let conn_line = text
+        .lines()
+        .find(|l| l.contains("\"target\":\"guacr::connection\"") && l.contains(&id))
+        .unwrap();
+    for field in [
+        "\"peer\":\"127.0.0.1:",
+        "\"user\":\"@",
+        "\"protocol\":\"ssh\"",
+    ] {
+        assert!(conn_line.contains(field), "{field} missing: {conn_line}");
+    }
+    assert!(
+        !text.contains("\"wrong\""),
+        "the password never reaches the log"
+    );
+    let _ = std::fs::remove_file(&log);
+}
