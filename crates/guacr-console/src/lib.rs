@@ -178,6 +178,7 @@ impl Driver {
     }
 
     fn feed(&mut self, data: &[u8]) {
+        self.session.tap_upstream(data);
         self.term.feed(data);
         let replies = self.term.take_replies();
         self.send_upstream(&replies);

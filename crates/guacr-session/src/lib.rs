@@ -18,5 +18,5 @@ pub use params::{ParamError, Params};
 pub use registry::Registry;
 pub use session::{
     FrameTiming, HandlerEvent, Input, Protocol, ProtocolFuture, Session, SessionContext,
-    SessionError, SessionEvents, UserInfo, UserOutput, now_millis,
+    SessionError, SessionEvents, SessionTap, UserInfo, UserOutput, now_millis,
 };

@@ -124,6 +124,25 @@ pub trait Protocol: Send + Sync + 'static {
     }
 }
 
+/// An observer of a session's traffic: recordings, typescripts, audit.
+///
+/// Called synchronously on the session's hot paths: implementations must
+/// never block (queue the work and return).
+pub trait SessionTap: Send + Sync + 'static {
+    /// Output broadcast to every user (whole instructions, `sync` included).
+    fn output(&self, data: &Bytes);
+    /// Input from a user, after read-only filtering.
+    fn input(&self, user: &UserInfo, input: &Input) {
+        let _ = (user, input);
+    }
+    /// Raw output of the remote side of a terminal session (for typescripts).
+    fn upstream(&self, data: &[u8]) {
+        let _ = data;
+    }
+    /// A frame ended (after its `sync` went through [`output`](Self::output)).
+    fn frame(&self) {}
+}
+
 /// Everything a handler gets when its session starts.
 pub struct SessionContext {
     pub session: Arc<Session>,
@@ -207,6 +226,8 @@ pub struct Session {
     max_queued_bytes: usize,
     shutting_down: AtomicBool,
     bytes_sent: metrics::Counter,
+    taps: Vec<Arc<dyn SessionTap>>,
+    closed_tx: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Session {
@@ -231,6 +252,26 @@ impl Session {
         registry: Arc<Registry>,
         max_queued_bytes: usize,
     ) -> (Arc<Session>, Arc<UserInfo>, UserOutput) {
+        Self::start_with_taps(
+            protocol,
+            owner,
+            params,
+            registry,
+            max_queued_bytes,
+            Vec::new(),
+        )
+    }
+
+    /// [`start`](Self::start) with taps (recordings) attached from the very
+    /// first instruction.
+    pub fn start_with_taps(
+        protocol: Arc<dyn Protocol>,
+        owner: UserInfo,
+        params: Params,
+        registry: Arc<Registry>,
+        max_queued_bytes: usize,
+        taps: Vec<Arc<dyn SessionTap>>,
+    ) -> (Arc<Session>, Arc<UserInfo>, UserOutput) {
         let (etx, erx) = mpsc::unbounded_channel();
         let session = Arc::new(Session {
             id: format!("${}", uuid::Uuid::new_v4()),
@@ -246,6 +287,8 @@ impl Session {
             max_queued_bytes,
             shutting_down: AtomicBool::new(false),
             bytes_sent: metrics::counter!("guacr_bytes_sent_total", "protocol" => protocol.name()),
+            taps,
+            closed_tx: tokio::sync::watch::channel(false).0,
         });
         let active = metrics::gauge!("guacr_sessions_active", "protocol" => protocol.name());
         active.increment(1.0);
@@ -407,6 +450,9 @@ impl Session {
 
     /// Delivers user input to the handler.
     pub fn input(&self, user: &Arc<UserInfo>, input: Input) {
+        for t in &self.taps {
+            t.input(user, &input);
+        }
         let _ = self.events.send(HandlerEvent::Input {
             user: user.clone(),
             input,
@@ -428,6 +474,9 @@ impl Session {
     }
 
     pub fn broadcast_bytes(&self, data: Bytes) {
+        for t in &self.taps {
+            t.output(&data);
+        }
         let mut inner = self.lock();
         let max = self.max_queued_bytes;
         let mut overrun = Vec::new();
@@ -504,7 +553,25 @@ impl Session {
             }
             u.in_flight.push_back((ts, now));
         }
+        drop(inner);
+        for t in &self.taps {
+            t.output(&bytes);
+            t.frame();
+        }
         ts
+    }
+
+    /// Passes raw upstream output (terminal bytes) to the taps.
+    pub fn tap_upstream(&self, data: &[u8]) {
+        for t in &self.taps {
+            t.upstream(data);
+        }
+    }
+
+    /// Resolves once the session is closed (every user was sent `disconnect`).
+    pub async fn wait_closed(&self) {
+        let mut rx = self.closed_tx.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
     }
 
     /// Sends `sync` to one user only (e.g. after its initial state).
@@ -594,6 +661,7 @@ impl Session {
             let _ = u.tx.send(bytes.clone());
         }
         self.acked.notify_waiters();
+        self.closed_tx.send_replace(true);
     }
 
     /// Closes one user's connection with an error, leaving the others.

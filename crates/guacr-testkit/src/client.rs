@@ -224,7 +224,14 @@ pub struct GuacClient<S> {
     display_enabled: bool,
     record_timings: bool,
     handshake_timeout: Duration,
+    /// When something was last sent; like guacamole-common-js, an echoing
+    /// client sends `nop` after 5 s of silence so an idle display is not
+    /// mistaken for a dead client.
+    last_sent: Instant,
 }
+
+/// Keep-alive interval of an echoing client (guacamole-common-js: 5 s).
+pub const CLIENT_KEEPALIVE: Duration = Duration::from_secs(5);
 
 impl GuacClient<TcpStream> {
     /// Connects over TCP (with `TCP_NODELAY`).
@@ -283,6 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> GuacClient<S> {
             display_enabled: true,
             record_timings: false,
             handshake_timeout: Duration::from_secs(15),
+            last_sent: Instant::now(),
         }
     }
 
@@ -612,15 +620,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> GuacClient<S> {
             self.rpos = 0;
         }
         self.rbuf.reserve(64 * 1024);
-        let read = self.stream.read_buf(&mut self.rbuf);
-        let result = match deadline {
-            Some(d) => {
-                match tokio::time::timeout_at(tokio::time::Instant::from_std(d), read).await {
-                    Ok(r) => r,
-                    Err(_) => return Ok(Fill::Timeout),
+        let result = loop {
+            let keepalive = self.echo_sync.then(|| self.last_sent + CLIENT_KEEPALIVE);
+            let wake = match (deadline, keepalive) {
+                (Some(d), Some(k)) => Some(d.min(k)),
+                (d, k) => d.or(k),
+            };
+            let read = self.stream.read_buf(&mut self.rbuf);
+            let r = match wake {
+                Some(w) => tokio::time::timeout_at(tokio::time::Instant::from_std(w), read).await,
+                None => Ok(read.await),
+            };
+            match r {
+                Ok(r) => break r,
+                Err(_) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Ok(Fill::Timeout);
+                    }
+                    if self.write_bytes(b"3.nop;").await.is_err() {
+                        self.state.closed = true;
+                        return Ok(Fill::Closed);
+                    }
                 }
             }
-            None => read.await,
         };
         match result {
             Ok(0) => {
@@ -767,6 +789,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> GuacClient<S> {
     }
 
     async fn write_bytes(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.last_sent = Instant::now();
         let result = match self.stream.write_all(bytes).await {
             Ok(()) => self.stream.flush().await,
             Err(e) => Err(e),

@@ -185,7 +185,12 @@ impl Layer {
                     continue;
                 }
                 let o = ((y * i64::from(self.width) + x) * 4) as usize;
-                let d = [self.data[o], self.data[o + 1], self.data[o + 2], self.data[o + 3]];
+                let d = [
+                    self.data[o],
+                    self.data[o + 1],
+                    self.data[o + 2],
+                    self.data[o + 3],
+                ];
                 self.data[o..o + 4].copy_from_slice(&composite(mode, [0, 0, 0, 0], d));
             }
         }
@@ -947,11 +952,21 @@ mod tests {
     #[test]
     fn src_copy_erases_the_rest_of_the_layer_like_a_canvas() {
         let mut d = Display::new();
-        apply_all(&mut d, &["size,0,4,1", "rect,0,0,0,4,1", "cfill,14,0,9,9,9,255"]);
+        apply_all(
+            &mut d,
+            &["size,0,4,1", "rect,0,0,0,4,1", "cfill,14,0,9,9,9,255"],
+        );
         apply_all(&mut d, &["copy,0,0,0,1,1,12,0,3,0"]);
         assert_eq!(d.pixel(0, 3, 0), [9, 9, 9, 255]);
         assert_eq!(d.pixel(0, 1, 0), [0, 0, 0, 0]);
-        apply_all(&mut d, &["rect,0,0,0,4,1", "cfill,14,0,9,9,9,255", "copy,0,0,0,1,1,14,0,3,0"]);
+        apply_all(
+            &mut d,
+            &[
+                "rect,0,0,0,4,1",
+                "cfill,14,0,9,9,9,255",
+                "copy,0,0,0,1,1,14,0,3,0",
+            ],
+        );
         assert_eq!(d.pixel(0, 1, 0), [9, 9, 9, 255], "OVER is bounded");
     }
 

@@ -18,6 +18,19 @@ pub struct Config {
     pub session: SessionSection,
     pub limits: LimitsSection,
     pub admin: AdminSection,
+    pub recording: RecordingSection,
+}
+
+/// Session recordings (`recording-path` / `typescript-path` parameters).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingSection {
+    /// `terminate` (default: a session that cannot be recorded must not run)
+    /// or `continue`. The `recording-failure` parameter may override it.
+    pub failure: Option<String>,
+    /// X25519 public key file (`guacr recording keygen`): when set, every
+    /// recording and typescript is encrypted to it; the daemon cannot read them back.
+    pub encrypt_to: Option<PathBuf>,
 }
 
 /// Protective limits. Zero means unlimited.
@@ -169,6 +182,14 @@ impl Config {
         if self.limits.handshake_timeout == 0 {
             anyhow::bail!("limits.handshake_timeout must be positive");
         }
+        if let Some(f) = &self.recording.failure
+            && f.parse::<guacr_record::FailurePolicy>().is_err()
+        {
+            anyhow::bail!("recording.failure must be \"terminate\" or \"continue\"");
+        }
+        if let Some(k) = &self.recording.encrypt_to {
+            self.recording_key_from(k)?;
+        }
         if let Some(a) = &self.admin.bind {
             a.parse::<SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("admin.bind {a:?} is not an address:port: {e}"))?;
@@ -203,6 +224,31 @@ impl Config {
 
     pub fn keepalive_interval(&self) -> Duration {
         Duration::from_secs(self.session.keepalive_interval)
+    }
+
+    fn recording_key_from(&self, path: &Path) -> anyhow::Result<guacr_record::PublicKey> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read recording key {}: {e}", path.display()))?;
+        guacr_record::PublicKey::from_text(&text)
+            .map_err(|e| anyhow::anyhow!("invalid recording key {}: {e}", path.display()))
+    }
+
+    /// The recording encryption key, if configured.
+    pub fn recording_key(&self) -> anyhow::Result<Option<guacr_record::PublicKey>> {
+        self.recording
+            .encrypt_to
+            .as_deref()
+            .map(|p| self.recording_key_from(p))
+            .transpose()
+    }
+
+    /// The daemon's default recording failure policy.
+    pub fn recording_failure(&self) -> guacr_record::FailurePolicy {
+        self.recording
+            .failure
+            .as_deref()
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_default()
     }
 
     pub fn handshake_timeout(&self) -> Duration {

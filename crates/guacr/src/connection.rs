@@ -234,13 +234,29 @@ pub async fn serve<S>(
                 return;
             }
             let owner = UserInfo::new(handshake.client.clone(), handshake.version, true, read_only);
-            let (session, user, output) = Session::start(
+            let recorder = match crate::recording::Recorder::open(&params, &cfg).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%peer, "refusing the session: {}", e.message);
+                    let _ = wr.write_all(&error_bytes(&e.message, e.status)).await;
+                    return;
+                }
+            };
+            let taps: Vec<Arc<dyn guacr_session::SessionTap>> = recorder
+                .iter()
+                .map(|r| r.clone() as Arc<dyn guacr_session::SessionTap>)
+                .collect();
+            let (session, user, output) = Session::start_with_taps(
                 protocol,
                 owner,
                 params,
                 state.registry.clone(),
                 cfg.session.max_queued_bytes,
+                taps,
             );
+            if let Some(r) = recorder {
+                r.watch(session.clone());
+            }
             tracing::info!(%peer, connection = %session.id(), user = %user.id, protocol = %name, "new connection");
             (session, user, output)
         }

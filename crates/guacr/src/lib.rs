@@ -6,6 +6,7 @@ pub mod config;
 pub mod connection;
 pub mod logging;
 pub mod metrics;
+pub mod recording;
 pub mod server;
 pub mod tls;
 

@@ -51,6 +51,102 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Recording tools.
+    #[command(subcommand)]
+    Recording(RecordingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordingCommand {
+    /// Creates an X25519 key pair for encrypted recordings: PREFIX.key (keep
+    /// it off the gateway) and PREFIX.pub (for `recording.encrypt_to`).
+    Keygen { prefix: PathBuf },
+    /// Decrypts an encrypted recording or typescript; detects tampering and truncation.
+    Decrypt {
+        /// Private key file (from `keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        input: PathBuf,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+    /// Prints the keystroke log of a `.guac` recording (what guaclog does).
+    Keys {
+        input: PathBuf,
+        /// Private key, when the recording is encrypted.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Print the typed text instead of the key log.
+        #[arg(long)]
+        typed: bool,
+    },
+}
+
+fn read_private_key(path: &std::path::Path) -> anyhow::Result<guacr_record::PrivateKey> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read key {}: {e}", path.display()))?;
+    guacr_record::PrivateKey::from_text(&text)
+        .map_err(|e| anyhow::anyhow!("invalid private key {}: {e}", path.display()))
+}
+
+fn read_recording(
+    input: &std::path::Path,
+    key: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<u8>> {
+    let data = std::fs::read(input)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
+    if !guacr_record::crypto::is_encrypted(&data) {
+        return Ok(data);
+    }
+    let key = key.ok_or_else(|| anyhow::anyhow!("{} is encrypted: pass --key", input.display()))?;
+    let mut out = Vec::new();
+    guacr_record::decrypt(data.as_slice(), &read_private_key(key)?, &mut out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    Ok(out)
+}
+
+fn run_recording(cmd: RecordingCommand) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match cmd {
+        RecordingCommand::Keygen { prefix } => {
+            let (private, public) = guacr_record::generate_keypair()?;
+            let key_path = prefix.with_extension("key");
+            let pub_path = prefix.with_extension("pub");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&key_path)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", key_path.display()))?;
+            f.write_all(private.to_text().as_bytes())?;
+            std::fs::write(&pub_path, public.to_text())?;
+            print_out(&format!("{}\n{}\n", key_path.display(), pub_path.display()))
+        }
+        RecordingCommand::Decrypt { key, input, output } => {
+            let data = read_recording(&input, Some(&key))?;
+            match output {
+                Some(o) => Ok(std::fs::write(&o, data)?),
+                None => {
+                    let mut out = std::io::stdout();
+                    match out.write_all(&data) {
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                        other => Ok(other?),
+                    }
+                }
+            }
+        }
+        RecordingCommand::Keys { input, key, typed } => {
+            let data = read_recording(&input, key.as_deref())?;
+            let text = if typed {
+                guacr_record::typed_text_from_recording(&data)
+            } else {
+                guacr_record::keys_from_recording(&data)
+            };
+            print_out(&text)
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +168,7 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 
 fn run_command(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::Recording(r) => run_recording(r),
         Command::Config(ConfigCommand::Check { file }) => {
             let cfg = Config::load(&file)?;
             if let (Some(c), Some(k)) = (&cfg.ssl.server_certificate, &cfg.ssl.server_key) {

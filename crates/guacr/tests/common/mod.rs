@@ -221,6 +221,14 @@ impl Glyphs {
         })
     }
 
+    /// The foreground mask of `ch` (blank for unknown characters).
+    pub fn mask(&self, ch: char) -> Vec<bool> {
+        self.masks
+            .get(&ch)
+            .cloned()
+            .unwrap_or_else(|| vec![false; (self.cell.0 * self.cell.1) as usize])
+    }
+
     pub fn read<S>(&self, c: &GuacClient<S>) -> Vec<String>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
