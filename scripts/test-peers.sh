@@ -23,7 +23,7 @@ KEY_PASS=guacr-key-pass
 PROMPT='guacr$ '
 
 PACKAGES=(openssh-server sshpass inetutils-telnetd inetutils-inetd inetutils-telnet
-          fonts-dejavu-core chromium python3-venv)
+          fonts-dejavu-core chromium python3-venv ffmpeg)
 
 SSHD_CONF=$STATE/sshd_config
 SSHD_PID=$STATE/sshd.pid

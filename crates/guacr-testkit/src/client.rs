@@ -11,9 +11,9 @@ use guacr_protocol::{Instruction, InstructionWriter, Parser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-use crate::display::Display;
-use crate::image::BLOB_CHUNK;
 use crate::keysym;
+use guacr_playback::BLOB_CHUNK;
+use guacr_playback::Display;
 
 /// Errors with a meaning tests assert on. Returned inside `anyhow::Error`;
 /// get it back with `err.downcast_ref::<GuacError>()`.

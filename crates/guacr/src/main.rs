@@ -71,6 +71,19 @@ enum RecordingCommand {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },
+    /// Renders a `.guac` recording to a video file (.mp4 or .webm; needs ffmpeg).
+    Render {
+        input: PathBuf,
+        /// Output video; the extension chooses the format.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        /// Frames per second.
+        #[arg(long, default_value_t = 25)]
+        fps: u32,
+        /// Private key, when the recording is encrypted.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Prints the keystroke log of a `.guac` recording (what guaclog does).
     Keys {
         input: PathBuf,
@@ -136,6 +149,32 @@ fn run_recording(cmd: RecordingCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        RecordingCommand::Render {
+            input,
+            output,
+            fps,
+            key,
+        } => {
+            let data = read_recording(&input, key.as_deref())?;
+            let stats = guacr_playback::render_video(
+                &data,
+                &output,
+                guacr_playback::RenderOptions {
+                    fps,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+            print_out(&format!(
+                "{}: {}x{} at {} fps, {:.1} s of recording in {:.1} s\n",
+                output.display(),
+                stats.width,
+                stats.height,
+                stats.fps,
+                stats.recording_ms as f64 / 1000.0,
+                stats.elapsed.as_secs_f64()
+            ))
         }
         RecordingCommand::Keys { input, key, typed } => {
             let data = read_recording(&input, key.as_deref())?;

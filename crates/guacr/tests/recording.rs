@@ -107,6 +107,39 @@ async fn recorded_ssh_session_replays_to_the_live_picture() {
         "some recorded frame equals the live picture pixel for pixel"
     );
 
+    // guacr recording render makes a video of it.
+    let video = dir.join("session.webm");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guacr"))
+        .args(["recording", "render"])
+        .arg(&file)
+        .arg("-o")
+        .arg(&video)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&video)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        format!("vp9,{w},{h}")
+    );
+
     // The typescript replays with util-linux scriptreplay to the recorded bytes.
     let ts = dir.join("ts");
     let ts_data = std::fs::read(&ts).unwrap();

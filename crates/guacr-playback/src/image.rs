@@ -1,4 +1,5 @@
-//! PNG decoding/encoding helpers and builders for `img` streams.
+//! Image decoding (PNG, JPEG, WebP), PNG encoding, and builders for `img`
+//! streams.
 
 use std::io::Cursor;
 
@@ -60,6 +61,103 @@ pub fn decode_png(bytes: &[u8]) -> anyhow::Result<RgbaImage> {
         height,
         data,
     })
+}
+
+/// Largest decoded image accepted from a JPEG or WebP stream, in bytes of
+/// RGBA output (the largest layer, [`crate::MAX_LAYER_PIXELS`] x 4).
+const MAX_DECODED_BYTES: usize = (crate::display::MAX_LAYER_PIXELS as usize) * 4;
+
+/// Decodes a baseline or progressive JPEG (greyscale, YCbCr/RGB, CMYK, 8 or
+/// 16 bits) into opaque 8-bit RGBA.
+pub fn decode_jpeg(bytes: &[u8]) -> anyhow::Result<RgbaImage> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.set_max_decoding_buffer_size(MAX_DECODED_BYTES);
+    let pixels = decoder.decode().context("decoding JPEG")?;
+    let info = decoder.info().context("JPEG without a frame header")?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let count = width as usize * height as usize;
+    let mut data = Vec::with_capacity(count * 4);
+    match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => {
+            for &g in pixels.iter().take(count) {
+                data.extend_from_slice(&[g, g, g, 255]);
+            }
+        }
+        jpeg_decoder::PixelFormat::L16 => {
+            for px in pixels.chunks_exact(2).take(count) {
+                let g = (u16::from_ne_bytes([px[0], px[1]]) >> 8) as u8;
+                data.extend_from_slice(&[g, g, g, 255]);
+            }
+        }
+        jpeg_decoder::PixelFormat::RGB24 => {
+            for px in pixels.chunks_exact(3).take(count) {
+                data.extend_from_slice(&[px[0], px[1], px[2], 255]);
+            }
+        }
+        jpeg_decoder::PixelFormat::CMYK32 => {
+            // The decoder yields Adobe-style inverted CMYK (as the `image` crate reads it).
+            for px in pixels.chunks_exact(4).take(count) {
+                let k = u16::from(255 - px[3]);
+                let ch = |c: u8| (u16::from(255 - c) * k / 255) as u8;
+                data.extend_from_slice(&[ch(px[0]), ch(px[1]), ch(px[2]), 255]);
+            }
+        }
+    }
+    if data.len() != count * 4 {
+        bail!("JPEG data is shorter than {width}x{height}");
+    }
+    Ok(RgbaImage {
+        width,
+        height,
+        data,
+    })
+}
+
+/// Decodes a lossy or lossless WebP (the first frame if animated) into
+/// 8-bit RGBA.
+pub fn decode_webp(bytes: &[u8]) -> anyhow::Result<RgbaImage> {
+    let mut decoder =
+        image_webp::WebPDecoder::new(Cursor::new(bytes)).context("reading WebP header")?;
+    let (width, height) = decoder.dimensions();
+    let size = decoder
+        .output_buffer_size()
+        .context("WebP output buffer size overflows")?;
+    if size > MAX_DECODED_BYTES {
+        bail!("WebP image {width}x{height} is too large");
+    }
+    let mut buf = vec![0u8; size];
+    decoder.read_image(&mut buf).context("decoding WebP data")?;
+    let data = if decoder.has_alpha() {
+        buf
+    } else {
+        let mut data = Vec::with_capacity(width as usize * height as usize * 4);
+        for px in buf.chunks_exact(3) {
+            data.extend_from_slice(&[px[0], px[1], px[2], 255]);
+        }
+        data
+    };
+    Ok(RgbaImage {
+        width,
+        height,
+        data,
+    })
+}
+
+/// Decodes an image of one of the mimetypes Guacamole servers send
+/// (`image/png`, `image/jpeg`, `image/webp`). `Ok(None)` for other types.
+pub fn decode_image(mimetype: &str, bytes: &[u8]) -> anyhow::Result<Option<RgbaImage>> {
+    let base = mimetype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match base.as_str() {
+        "image/png" => decode_png(bytes).map(Some),
+        "image/jpeg" | "image/jpg" => decode_jpeg(bytes).map(Some),
+        "image/webp" => decode_webp(bytes).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Encodes 8-bit RGBA pixels as a PNG.

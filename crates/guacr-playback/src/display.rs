@@ -5,11 +5,14 @@
 //!   off-screen buffers that start empty and grow to fit every drawing
 //!   operation (guacamole-common-js `autosize`).
 //! * Pixels are straight (non-premultiplied) RGBA.
-//! * Supported: `size` `move` `shade` `dispose` `img`+`blob`+`end` (PNG)
-//!   `copy` `transfer` `rect`+`cfill` `cursor` `sync`. Other drawing
-//!   instructions are counted in [`Display::unhandled`]; problems (bad
-//!   arguments, undecodable images, skipped JPEG/WebP) are recorded in
+//! * Supported: `size` `move` `shade` `dispose` `img`+`blob`+`end` (PNG,
+//!   JPEG, WebP) `copy` `transfer` `rect`+`cfill` `cursor` `sync`. Other
+//!   drawing instructions are counted in [`Display::unhandled`]; problems (bad
+//!   arguments, undecodable images, unsupported image types) are recorded in
 //!   [`Display::warnings`].
+//! * [`Display::revision`] changes whenever the picture returned by
+//!   [`Display::screenshot`] (or the cursor) may have changed, so that
+//!   players can skip recompositing unchanged frames.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -18,7 +21,7 @@ use std::str::FromStr;
 use anyhow::{Context, anyhow, bail};
 use guacr_protocol::Instruction;
 
-use crate::image::{decode_png, encode_png_rgba};
+use crate::image::{decode_image, encode_png_rgba};
 
 /// Largest accepted layer width/height.
 pub const MAX_LAYER_DIMENSION: u32 = 16384;
@@ -34,6 +37,9 @@ pub const COMP_PLUS: i32 = 0xF;
 
 /// Transfer function SRC (`GUAC_TRANSFER_BINARY_SRC`).
 pub const TRANSFER_SRC: i32 = 0x3;
+
+/// At most this many warnings are kept (later ones are only counted).
+pub const MAX_WARNINGS: usize = 1000;
 
 /// One layer or buffer.
 #[derive(Debug, Clone)]
@@ -164,7 +170,11 @@ impl Layer {
 
     /// Composites a `w`x`h` RGBA image at (dx, dy), clipped to the layer.
     fn blit(&mut self, src: &[u8], w: u32, h: u32, dx: i32, dy: i32, mode: i32) {
-        self.blit_with(src, w, h, dx, dy, |s, d| composite(mode, s, d));
+        if mode == COMP_SRC || mode == COMP_OVER {
+            self.blit_fast(src, w, h, dx, dy, mode == COMP_SRC);
+        } else {
+            self.blit_with(src, w, h, dx, dy, |s, d| composite(mode, s, d));
+        }
         if is_unbounded(mode) {
             let (x0, y0) = (i64::from(dx), i64::from(dy));
             let (x1, y1) = (x0 + i64::from(w), y0 + i64::from(h));
@@ -192,6 +202,48 @@ impl Layer {
                     self.data[o + 3],
                 ];
                 self.data[o..o + 4].copy_from_slice(&composite(mode, [0, 0, 0, 0], d));
+            }
+        }
+    }
+
+    /// SRC (`replace`) and OVER row by row, with copies for opaque pixels.
+    fn blit_fast(&mut self, src: &[u8], w: u32, h: u32, dx: i32, dy: i32, replace: bool) {
+        let x0 = i64::from(dx).max(0);
+        let x1 = (i64::from(dx) + i64::from(w)).min(i64::from(self.width));
+        let y0 = i64::from(dy).max(0);
+        let y1 = (i64::from(dy) + i64::from(h)).min(i64::from(self.height));
+        if x1 <= x0 || y1 <= y0 {
+            return;
+        }
+        let row_bytes = (x1 - x0) as usize * 4;
+        for ty in y0..y1 {
+            let sy = (ty - i64::from(dy)) as usize;
+            let sx = (x0 - i64::from(dx)) as usize;
+            let si = (sy * w as usize + sx) * 4;
+            let di = (ty as usize * self.width as usize + x0 as usize) * 4;
+            let (Some(s_row), Some(d_row)) = (
+                src.get(si..si + row_bytes),
+                self.data.get_mut(di..di + row_bytes),
+            ) else {
+                return;
+            };
+            if replace {
+                d_row.copy_from_slice(s_row);
+                continue;
+            }
+            for (s, d) in s_row.chunks_exact(4).zip(d_row.chunks_exact_mut(4)) {
+                match s[3] {
+                    255 => d.copy_from_slice(s),
+                    0 => {}
+                    _ => {
+                        let out = composite(
+                            COMP_OVER,
+                            [s[0], s[1], s[2], s[3]],
+                            [d[0], d[1], d[2], d[3]],
+                        );
+                        d.copy_from_slice(&out);
+                    }
+                }
             }
         }
     }
@@ -354,8 +406,10 @@ pub struct Display {
     cursor: Option<Cursor>,
     unhandled: BTreeMap<String, u64>,
     warnings: Vec<String>,
+    warnings_dropped: u64,
     images_drawn: u64,
     images_skipped: u64,
+    revision: u64,
 }
 
 impl Default for Display {
@@ -386,7 +440,10 @@ const NON_DISPLAY: &[&str] = &[
     "filesystem",
     "body",
     "undefine",
+    // Input as recorded in `.guac` files (and `mouse` from shared sessions).
     "mouse",
+    "key",
+    "touch",
 ];
 
 fn num<T: FromStr>(ins: &Instruction, i: usize, what: &str) -> anyhow::Result<T> {
@@ -411,8 +468,10 @@ impl Display {
             cursor: None,
             unhandled: BTreeMap::new(),
             warnings: Vec::new(),
+            warnings_dropped: 0,
             images_drawn: 0,
             images_skipped: 0,
+            revision: 0,
         }
     }
 
@@ -454,9 +513,36 @@ impl Display {
         &self.unhandled
     }
 
-    /// Problems met while applying instructions.
+    /// Problems met while applying instructions (the first [`MAX_WARNINGS`]).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Warnings not kept because [`MAX_WARNINGS`] were already recorded.
+    pub fn warnings_dropped(&self) -> u64 {
+        self.warnings_dropped
+    }
+
+    /// A counter that changes whenever an applied instruction may have
+    /// changed [`Display::screenshot`] or the cursor (drawing to a visible
+    /// layer, layer geometry/opacity, `cursor`). Drawing to off-screen buffers,
+    /// `rect` paths, image data still streaming, and `sync` leave it as is.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Approximate heap memory held by layers, buffers and pending images.
+    pub fn heap_bytes(&self) -> usize {
+        self.layers
+            .values()
+            .map(|l| l.data.capacity() + l.path.capacity() * 16)
+            .sum::<usize>()
+            + self
+                .images
+                .values()
+                .map(|i| i.data.capacity())
+                .sum::<usize>()
+            + self.cursor.as_ref().map_or(0, |c| c.data.capacity())
     }
 
     /// Images decoded and drawn.
@@ -489,7 +575,33 @@ impl Display {
     /// The default layer composited with its visible descendants (ordered by
     /// z, with `shade` opacity), as width, height, RGBA.
     pub fn screenshot(&self) -> (u32, u32, Vec<u8>) {
-        self.render(0, 0).unwrap_or((0, 0, Vec::new()))
+        let mut out = Vec::new();
+        let (w, h) = self.screenshot_into(&mut out);
+        (w, h, out)
+    }
+
+    /// [`Display::screenshot`] into a reusable buffer (replacing its
+    /// content); returns width and height. Without visible child layers this
+    /// is a plain copy of layer 0.
+    pub fn screenshot_into(&self, out: &mut Vec<u8>) -> (u32, u32) {
+        out.clear();
+        let has_children = self.layers.iter().any(|(i, l)| *i > 0 && l.parent == 0);
+        if !has_children {
+            return match self.layers.get(&0) {
+                Some(l) => {
+                    out.extend_from_slice(&l.data);
+                    (l.width, l.height)
+                }
+                None => (0, 0),
+            };
+        }
+        match self.render(0, 0) {
+            Some((w, h, px)) => {
+                *out = px;
+                (w, h)
+            }
+            None => (0, 0),
+        }
     }
 
     fn render(&self, index: i32, depth: u32) -> Option<(u32, u32, Vec<u8>)> {
@@ -539,11 +651,35 @@ impl Display {
     /// Applies one server instruction. Errors are also recorded in
     /// [`Display::warnings`]; the display stays usable.
     pub fn apply(&mut self, ins: &Instruction) -> anyhow::Result<()> {
+        if self.touches_picture(ins) {
+            self.revision += 1;
+        }
         let result = self.apply_inner(ins);
         if let Err(e) = &result {
-            self.warnings.push(format!("{}: {e:#}", ins.opcode));
+            if self.warnings.len() < MAX_WARNINGS {
+                self.warnings.push(format!("{}: {e:#}", ins.opcode));
+            } else {
+                self.warnings_dropped += 1;
+            }
         }
         result
+    }
+
+    /// Whether `ins` may change the screenshot or the cursor (conservative:
+    /// unknown drawing instructions do).
+    fn touches_picture(&self, ins: &Instruction) -> bool {
+        let layer_arg = |i: usize| ins.args.get(i).and_then(|a| a.parse::<i32>().ok());
+        let visible = |l: Option<i32>| l.is_none_or(|l| l >= 0);
+        match ins.opcode.as_str() {
+            "sync" | "img" | "blob" | "rect" => false,
+            "size" | "shade" | "dispose" | "move" => visible(layer_arg(0)),
+            "cfill" => visible(layer_arg(1)),
+            "copy" | "transfer" => visible(layer_arg(6)),
+            "end" => layer_arg(0)
+                .and_then(|s| self.images.get(&s))
+                .is_some_and(|img| img.layer >= 0),
+            op => !NON_DISPLAY.contains(&op),
+        }
     }
 
     fn apply_inner(&mut self, ins: &Instruction) -> anyhow::Result<()> {
@@ -683,19 +819,23 @@ impl Display {
     }
 
     fn draw_image(&mut self, img: ImageStream) -> anyhow::Result<()> {
-        if img.mimetype != "image/png" {
-            self.images_skipped += 1;
-            self.warnings.push(format!(
-                "img: {} image on layer {} at ({}, {}) not decoded",
-                img.mimetype, img.layer, img.x, img.y
-            ));
-            return Ok(());
-        }
-        let decoded = match decode_png(&img.data) {
-            Ok(d) => d,
+        let decoded = match decode_image(&img.mimetype, &img.data) {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                self.images_skipped += 1;
+                if self.warnings.len() < MAX_WARNINGS {
+                    self.warnings.push(format!(
+                        "img: {} image on layer {} at ({}, {}) not decoded",
+                        img.mimetype, img.layer, img.x, img.y
+                    ));
+                } else {
+                    self.warnings_dropped += 1;
+                }
+                return Ok(());
+            }
             Err(e) => {
                 self.images_skipped += 1;
-                return Err(e.context(format!("image/png on layer {}", img.layer)));
+                return Err(e.context(format!("{} on layer {}", img.mimetype, img.layer)));
             }
         };
         let layer = self.layer_mut(img.layer);
@@ -831,7 +971,7 @@ fn fill_path(layer: &mut Layer, mode: i32, color: [u8; 4]) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::image::img_instructions;
+    use crate::image::{decode_png, img_instructions};
 
     fn ins(wire_args: &str) -> Instruction {
         let mut it = wire_args.split(',');
@@ -877,13 +1017,13 @@ mod tests {
     }
 
     #[test]
-    fn jpeg_is_skipped_with_a_warning() {
+    fn unsupported_image_type_is_skipped_with_a_warning() {
         let mut d = Display::new();
         apply_all(
             &mut d,
             &[
                 "size,0,4,4",
-                "img,2,14,0,image/jpeg,0,0",
+                "img,2,14,0,image/gif,0,0",
                 "blob,2,AAAA",
                 "end,2",
             ],
@@ -891,6 +1031,88 @@ mod tests {
         assert_eq!(d.images_skipped(), 1);
         assert_eq!(d.warnings().len(), 1);
         assert_eq!(d.pixel(0, 0, 0), [0; 4]);
+        // A corrupt JPEG is an error, recorded as a warning.
+        apply_all(&mut d, &["img,3,14,0,image/jpeg,0,0", "blob,3,AAAA"]);
+        assert!(d.apply(&ins("end,3")).is_err());
+        assert_eq!(d.images_skipped(), 2);
+        assert_eq!(d.warnings().len(), 2);
+    }
+
+    #[test]
+    fn jpeg_and_webp_images_are_drawn() {
+        let mut d = Display::new();
+        apply_all(&mut d, &["size,0,40,20"]);
+        // 16x16 JPEG: left half red, right half blue (block-aligned, so the
+        // lossy result stays close to the original away from the edge).
+        let mut rgb = Vec::new();
+        for _y in 0..16 {
+            for x in 0..16 {
+                rgb.extend_from_slice(if x < 8 { &[255, 0, 0] } else { &[0, 0, 255] });
+            }
+        }
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 95)
+            .encode(&rgb, 16, 16, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        for i in img_instructions(2, COMP_OVER, 0, "image/jpeg", 2, 3, &jpeg) {
+            d.apply(&i).unwrap();
+        }
+        let near = |a: [u8; 4], b: [u8; 4]| (0..4).all(|c| a[c].abs_diff(b[c]) <= 12);
+        assert!(
+            near(d.pixel(0, 4, 5), [255, 0, 0, 255]),
+            "{:?}",
+            d.pixel(0, 4, 5)
+        );
+        assert!(
+            near(d.pixel(0, 15, 16), [0, 0, 255, 255]),
+            "{:?}",
+            d.pixel(0, 15, 16)
+        );
+        assert_eq!(d.pixel(0, 1, 3), [0; 4]);
+        // Lossless WebP with alpha: exact.
+        let px = [10, 20, 30, 255, 40, 50, 60, 128];
+        let mut webp = Vec::new();
+        image_webp::WebPEncoder::new(&mut webp)
+            .encode(&px, 2, 1, image_webp::ColorType::Rgba8)
+            .unwrap();
+        for i in img_instructions(4, COMP_SRC, -2, "image/webp", 0, 0, &webp) {
+            d.apply(&i).unwrap();
+        }
+        assert_eq!(d.pixel(-2, 0, 0), [10, 20, 30, 255]);
+        assert_eq!(d.pixel(-2, 1, 0), [40, 50, 60, 128]);
+        assert_eq!(d.images_drawn(), 2);
+        assert!(d.warnings().is_empty(), "{:?}", d.warnings());
+    }
+
+    #[test]
+    fn revision_tracks_visible_changes_only() {
+        let mut d = Display::new();
+        apply_all(&mut d, &["size,0,4,4"]);
+        let r0 = d.revision();
+        apply_all(
+            &mut d,
+            &[
+                "rect,-1,0,0,2,2",
+                "cfill,14,-1,1,2,3,255",
+                "sync,5",
+                "nop",
+                "mouse,1,1,0,5",
+                "key,65,1,5",
+            ],
+        );
+        assert_eq!(d.revision(), r0, "buffer drawing and input are invisible");
+        assert!(d.unhandled().is_empty());
+        apply_all(&mut d, &["copy,-1,0,0,2,2,14,0,1,1"]);
+        assert!(d.revision() > r0);
+        let r1 = d.revision();
+        let png = encode_png_rgba(1, 1, &[1, 2, 3, 255]).unwrap();
+        let list = img_instructions(7, COMP_OVER, 0, "image/png", 0, 0, &png);
+        for (n, i) in list.iter().enumerate() {
+            d.apply(i).unwrap();
+            let last = n + 1 == list.len();
+            assert_eq!(d.revision() > r1, last, "only `end` draws");
+        }
+        assert_eq!(d.pixel(0, 0, 0), [1, 2, 3, 255]);
     }
 
     #[test]
