@@ -111,8 +111,10 @@ pub struct HandshakeArgs {
     /// Number of handshakes.
     #[arg(long, default_value_t = 200)]
     n: usize,
-    /// Pause between handshakes (lets the aborted SSH connection wind down).
-    #[arg(long, default_value_t = 50)]
+    /// Pause between handshakes, in ms. The daemon starts the SSH login after
+    /// `ready`; the pause keeps that work (and its teardown) out of the next
+    /// measurement.
+    #[arg(long, default_value_t = 200)]
     pause_ms: u64,
     /// Handshakes before measuring (not reported).
     #[arg(long, default_value_t = 5)]
@@ -300,6 +302,38 @@ pub struct SeqArgs {
     /// PNG (PATH-1.png, …) to check the output really finished. Costs client CPU.
     #[arg(long, value_name = "PATH")]
     screenshot: Option<String>,
+    /// PID of the daemon: report the CPU time its process tree used per run.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// PID of the SSH server: report the CPU time of its process tree (sshd,
+    /// shell, seq) per run [default: $GUACR_PEERS_DIR/sshd.pid if present].
+    #[arg(long)]
+    ssh_pid: Option<u32>,
+    /// Type `seq 1 COUNT; date +%s%N >/tmp/guacr-bench-…` instead, and report
+    /// when seq finished on the (local) SSH server, so that the daemon's lag
+    /// behind the producer can be told apart from the producer's own time.
+    #[arg(long)]
+    mark: bool,
+}
+
+impl SeqArgs {
+    fn ssh_pid(&self) -> Option<u32> {
+        self.ssh_pid.or_else(|| {
+            let dir =
+                std::env::var("GUACR_PEERS_DIR").unwrap_or_else(|_| "/var/tmp/guacr-peers".into());
+            std::fs::read_to_string(format!("{dir}/sshd.pid"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+}
+
+/// CPU seconds of the daemon's and the SSH server's process trees.
+fn cpu_pair(a: &SeqArgs) -> (Option<f64>, Option<f64>) {
+    let get = |p: Option<u32>| p.and_then(|p| procmem::tree_cpu_secs(p).ok());
+    (get(a.pid), get(a.ssh_pid()))
 }
 
 struct SeqRun {
@@ -308,18 +342,40 @@ struct SeqRun {
     instructions: u64,
     syncs: u64,
     opcodes: BTreeMap<String, u64>,
+    /// CPU seconds used by the daemon (tree) from Return to settled.
+    daemon_cpu: Option<f64>,
+    /// CPU seconds used by the SSH server tree from Return to settled.
+    ssh_cpu: Option<f64>,
+    /// When `seq` had finished on the server, after Return (`--mark`).
+    producer_done: Option<Duration>,
+}
+
+/// Nanoseconds since the Unix epoch, now.
+fn epoch_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 async fn seq_run(t: &Target, a: &SeqArgs, index: usize) -> anyhow::Result<SeqRun> {
     let (mut c, _) = open(t, a.screenshot.is_some()).await?;
     wait_prompt(&mut c, 2, Duration::from_secs(30)).await?;
-    c.type_text(&format!("seq 1 {}", a.count)).await?;
+    let mark_file = format!("/tmp/guacr-bench-{}-{index}", std::process::id());
+    let _ = std::fs::remove_file(&mark_file);
+    let command = if a.mark {
+        format!("seq 1 {}; date +%s%N >{mark_file}", a.count)
+    } else {
+        format!("seq 1 {}", a.count)
+    };
+    c.type_text(&command).await?;
     settle(&mut c, Duration::from_millis(300), Duration::from_secs(10)).await?;
     let bytes0 = c.state().bytes_received;
     let ins0 = c.state().instructions_received;
     let syncs0 = c.state().count("sync");
     let counts0 = c.state().opcode_counts.clone();
+    let cpu0 = cpu_pair(a);
     let t0 = Instant::now();
+    let t0_epoch = epoch_nanos();
     c.press_key(keysym::RETURN).await?;
     let last = settle(
         &mut c,
@@ -328,6 +384,19 @@ async fn seq_run(t: &Target, a: &SeqArgs, index: usize) -> anyhow::Result<SeqRun
     )
     .await?
     .context("no output after Return")?;
+    let cpu1 = cpu_pair(a);
+    let diff = |x: Option<f64>, y: Option<f64>| Some(y? - x?);
+    let producer_done = if a.mark {
+        let text = std::fs::read_to_string(&mark_file)
+            .with_context(|| format!("reading {mark_file} (written by the shell)"))?;
+        let _ = std::fs::remove_file(&mark_file);
+        let done: u128 = text.trim().parse().context("parsing the date mark")?;
+        Some(Duration::from_nanos(
+            u64::try_from(done.saturating_sub(t0_epoch)).unwrap_or(u64::MAX),
+        ))
+    } else {
+        None
+    };
     let st = c.state();
     let opcodes = st
         .opcode_counts
@@ -341,6 +410,9 @@ async fn seq_run(t: &Target, a: &SeqArgs, index: usize) -> anyhow::Result<SeqRun
         instructions: st.instructions_received - ins0,
         syncs: st.count("sync") - syncs0,
         opcodes,
+        daemon_cpu: diff(cpu0.0, cpu1.0),
+        ssh_cpu: diff(cpu0.1, cpu1.1),
+        producer_done,
     };
     if let Some(path) = &a.screenshot {
         let path = format!("{path}-{index}.png");
@@ -354,7 +426,9 @@ async fn seq_run(t: &Target, a: &SeqArgs, index: usize) -> anyhow::Result<SeqRun
 pub async fn seq(t: &Target, a: &SeqArgs) -> anyhow::Result<(String, Json)> {
     let mut runs = Vec::new();
     for i in 0..a.runs {
-        let r = seq_run(t, a, i + 1).await.with_context(|| format!("run {i}"))?;
+        let r = seq_run(t, a, i + 1)
+            .await
+            .with_context(|| format!("run {i}"))?;
         eprintln!(
             "seq run {}: settled {:.1} ms, {} bytes, {} instructions, {} frames",
             i + 1,
@@ -372,7 +446,11 @@ pub async fn seq(t: &Target, a: &SeqArgs) -> anyhow::Result<(String, Json)> {
         "bytes",
         "instructions",
         "frames (sync)",
+        "daemon CPU s",
+        "sshd+shell CPU s",
+        "seq done ms",
     ]);
+    let secs = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"));
     let mut jruns = Vec::new();
     for (i, r) in runs.iter().enumerate() {
         table.row([
@@ -382,12 +460,19 @@ pub async fn seq(t: &Target, a: &SeqArgs) -> anyhow::Result<(String, Json)> {
             r.bytes.to_string(),
             r.instructions.to_string(),
             r.syncs.to_string(),
+            secs(r.daemon_cpu),
+            secs(r.ssh_cpu),
+            r.producer_done
+                .map_or_else(|| "–".to_owned(), |d| format!("{:.1}", ms(d))),
         ]);
         jruns.push(Json::obj([
             ("settled_ms", Json::from(ms(r.settled))),
             ("bytes", r.bytes.into()),
             ("instructions", r.instructions.into()),
             ("syncs", r.syncs.into()),
+            ("daemon_cpu_s", r.daemon_cpu.into()),
+            ("ssh_cpu_s", r.ssh_cpu.into()),
+            ("producer_done_ms", r.producer_done.map(ms).into()),
             (
                 "opcodes",
                 Json::obj(r.opcodes.iter().map(|(k, v)| (k.clone(), Json::from(*v)))),
@@ -405,6 +490,9 @@ pub async fn seq(t: &Target, a: &SeqArgs) -> anyhow::Result<(String, Json)> {
         "median".into(),
         format!("{med_ms:.1}"),
         format!("{med_bytes:.0}"),
+        String::new(),
+        String::new(),
+        String::new(),
         String::new(),
         String::new(),
     ]);
@@ -545,7 +633,11 @@ pub async fn idle(t: &Target, a: &IdleArgs) -> anyhow::Result<(String, Json)> {
     let mut ok = 0usize;
     let mut failed = 0usize;
     let mut first_error = None;
-    while let Some(r) = done_rx.recv().await {
+    // Every session reports once (and keeps its sender while it idles).
+    while ok + failed < a.sessions {
+        let Some(r) = done_rx.recv().await else {
+            break;
+        };
         match r {
             Ok(()) => ok += 1,
             Err(e) => {

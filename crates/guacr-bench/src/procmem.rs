@@ -67,6 +67,36 @@ pub fn tree(pid: u32) -> anyhow::Result<Mem> {
     Ok(total)
 }
 
+/// CPU time used by a process (user + system, including reaped children),
+/// from /proc/PID/stat, in clock ticks (USER_HZ, 100 per second on Linux).
+pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let after = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .context("malformed stat")?;
+    // After "(comm)": state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    Ok(f.iter().sum())
+}
+
+/// CPU time of the process tree in seconds (see [`cpu_ticks`]); processes
+/// that exited inside the tree are counted through their parent's
+/// children times once reaped.
+pub fn tree_cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let mut ticks = cpu_ticks(pid)?;
+    for child in descendants(pid) {
+        ticks += cpu_ticks(child).unwrap_or(0);
+    }
+    Ok(ticks as f64 / 100.0)
+}
+
 /// All descendants of `pid` (by the parent pid in /proc/*/stat).
 pub fn descendants(pid: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -135,5 +165,6 @@ mod tests {
         assert!(m.pss_kib > 0);
         assert!(m.threads >= 1);
         assert!(nofile_limit().is_some());
+        assert!(tree_cpu_secs(std::process::id()).is_ok());
     }
 }

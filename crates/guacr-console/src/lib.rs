@@ -417,6 +417,11 @@ pub async fn run(
             _ = sleep_until_opt(deadline) => d.render(),
         }
         d.schedule();
+        // A frame due now is drawn now: going through the timer would add a
+        // tick (~1 ms) to every keystroke echo.
+        if d.deadline.is_some_and(|t| t <= Instant::now()) {
+            d.render();
+        }
     }
 }
 
@@ -549,4 +554,21 @@ pub fn health() -> Result<(), String> {
     guacr_terminal::FontSet::get("monospace", 12.0, 96)
         .map(|_| ())
         .map_err(|e| format!("terminal font unavailable: {e}"))
+}
+
+/// Runs `setup` (connecting, authenticating…) unless every user leaves first:
+/// then the setup is dropped (no login happens for nobody) and the session ends.
+pub async fn unless_abandoned<F: std::future::Future>(
+    session: &Session,
+    setup: F,
+) -> Result<F::Output, SessionError> {
+    let abandoned = async {
+        while session.user_count() > 0 && !session.is_shutting_down() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        out = setup => Ok(out),
+        _ = abandoned => Err(SessionError::new(Status::SessionClosed, "Every user left before the connection was established.")),
+    }
 }

@@ -234,74 +234,83 @@ async fn run(
         mismatch: mismatch.clone(),
     };
 
-    let tcp = guacr_console::connect_tcp(&settings.hostname, settings.port, timeout).await?;
-    let mut handle =
-        match tokio::time::timeout(timeout, client::connect_stream(config, tcp, handler)).await {
-            Err(_) => {
-                return Err(upstream_error(
-                    Status::UpstreamTimeout,
-                    "Timed out during the SSH handshake.",
-                ));
-            }
-            Ok(Err(e)) => {
-                if mismatch.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(upstream_error(
-                        Status::UpstreamError,
-                        "Host key did not match any provided known host keys.",
+    let session = ctx.session.clone();
+    let (owner_w, owner_h) = (ctx.owner.client.width, ctx.owner.client.height);
+    let (cols, rows) = (term.cols(), term.rows());
+    let setup = async {
+        let tcp = guacr_console::connect_tcp(&settings.hostname, settings.port, timeout).await?;
+        let mut handle =
+            match tokio::time::timeout(timeout, client::connect_stream(config, tcp, handler)).await
+            {
+                Err(_) => {
+                    return Err::<_, SessionError>(upstream_error(
+                        Status::UpstreamTimeout,
+                        "Timed out during the SSH handshake.",
                     ));
                 }
-                return Err(upstream_error(
-                    Status::UpstreamError,
-                    format!("SSH handshake failed: {e}"),
-                ));
+                Ok(Err(e)) => {
+                    if mismatch.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err::<_, SessionError>(upstream_error(
+                            Status::UpstreamError,
+                            "Host key did not match any provided known host keys.",
+                        ));
+                    }
+                    return Err::<_, SessionError>(upstream_error(
+                        Status::UpstreamError,
+                        format!("SSH handshake failed: {e}"),
+                    ));
+                }
+                Ok(Ok(h)) => h,
+            };
+
+        authenticate(&mut handle, &username, &settings, private_key).await?;
+        tracing::info!(connection = %session.id(), host = %settings.hostname, user = %username, "SSH connection established");
+
+        let channel = handle.channel_open_session().await.map_err(|e| {
+            upstream_error(
+                Status::UpstreamError,
+                format!("Unable to open a channel: {e}"),
+            )
+        })?;
+        let env = [("TZ", &settings.timezone), ("LANG", &settings.locale)];
+        for (name, value) in env {
+            if let Some(value) = value
+                && let Err(e) = channel.set_env(false, name, value.clone()).await
+            {
+                tracing::warn!("server refused to set {name}: {e}");
             }
-            Ok(Ok(h)) => h,
-        };
-
-    authenticate(&mut handle, &username, &settings, private_key).await?;
-    tracing::info!(connection = %ctx.session.id(), host = %settings.hostname, user = %username, "SSH connection established");
-
-    let channel = handle.channel_open_session().await.map_err(|e| {
-        upstream_error(
-            Status::UpstreamError,
-            format!("Unable to open a channel: {e}"),
-        )
-    })?;
-    let env = [("TZ", &settings.timezone), ("LANG", &settings.locale)];
-    for (name, value) in env {
-        if let Some(value) = value
-            && let Err(e) = channel.set_env(false, name, value.clone()).await
-        {
-            tracing::warn!("server refused to set {name}: {e}");
         }
-    }
-    channel
-        .request_pty(
-            true,
-            &settings.terminal_type,
-            u32::from(term.cols()),
-            u32::from(term.rows()),
-            ctx.owner.client.width,
-            ctx.owner.client.height,
-            &[],
-        )
-        .await
+        channel
+            .request_pty(
+                true,
+                &settings.terminal_type,
+                u32::from(cols),
+                u32::from(rows),
+                owner_w,
+                owner_h,
+                &[],
+            )
+            .await
+            .map_err(|e| {
+                upstream_error(
+                    Status::UpstreamError,
+                    format!("Unable to allocate PTY: {e}"),
+                )
+            })?;
+        match &settings.command {
+            Some(cmd) => channel.exec(true, cmd.as_bytes()).await,
+            None => channel.request_shell(true).await,
+        }
         .map_err(|e| {
             upstream_error(
                 Status::UpstreamError,
-                format!("Unable to allocate PTY: {e}"),
+                format!("Unable to start the shell: {e}"),
             )
         })?;
-    match &settings.command {
-        Some(cmd) => channel.exec(true, cmd.as_bytes()).await,
-        None => channel.request_shell(true).await,
-    }
-    .map_err(|e| {
-        upstream_error(
-            Status::UpstreamError,
-            format!("Unable to start the shell: {e}"),
-        )
-    })?;
+        Ok::<_, SessionError>((handle, channel))
+    };
+    // Nobody left to see it: no login, no shell (guacd stops too).
+    let (handle, channel) = guacr_console::unless_abandoned(&session, setup).await??;
 
     let (upstream, io) = guacr_console::upstream_channels();
     tokio::spawn(tracing::Instrument::in_current_span(pump(

@@ -434,3 +434,35 @@ async fn missing_credentials_are_asked_in_the_terminal() {
         "the password is never echoed: {screen:?}"
     );
 }
+
+#[tokio::test]
+async fn leaving_before_the_login_abandons_it() {
+    // An upstream that accepts TCP but never speaks SSH: the handshake would hang.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let hold = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            conns.push(s);
+        }
+    });
+    let d = TestDaemon::start().await;
+    let (c, _) = ssh_session(&d, &[("port", &port)]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(d.state.registry.len(), 1);
+    drop(c);
+    let started = std::time::Instant::now();
+    while !d.state.registry.is_empty() && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        d.state.registry.len(),
+        0,
+        "setup abandoned once nobody is left"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "well before the 10 s connect timeout"
+    );
+    hold.abort();
+}
