@@ -380,9 +380,17 @@ async fn sighup_reload_of_the_binary_keeps_sessions() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs the guacr binary with `args` and a path argument.
+fn guacr_cmd(args: &[&str], path: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_guacr"))
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn config_check_and_from_guacd() {
-    let bin = env!("CARGO_BIN_EXE_guacr");
     let dir = std::env::temp_dir().join(format!("guacr-cfgcheck-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.toml");
@@ -391,11 +399,7 @@ fn config_check_and_from_guacd() {
         "[server]\nbind_port = 4999\n[limits]\nmax_sessions = 10\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["config", "check"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = guacr_cmd(&["config", "check"], &good);
     assert!(
         out.status.success(),
         "{}",
@@ -408,11 +412,7 @@ fn config_check_and_from_guacd() {
         "[ssl]\nserver_certificate = \"/nonexistent\"\nserver_key = \"/nonexistent\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["config", "check"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = guacr_cmd(&["config", "check"], &bad);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read certificate"));
     let conf = dir.join("guacd.conf");
@@ -421,11 +421,7 @@ fn config_check_and_from_guacd() {
         "[server]\nbind_host = 0.0.0.0\nbind_port = 4822\n[daemon]\nlog_level = debug\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["config", "from-guacd"])
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = guacr_cmd(&["config", "from-guacd"], &conf);
     assert!(out.status.success());
     let toml = String::from_utf8_lossy(&out.stdout);
     assert!(

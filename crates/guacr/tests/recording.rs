@@ -319,26 +319,9 @@ async fn full_disk_terminates_or_continues_by_policy() {
 #[tokio::test]
 async fn unusable_recording_path_refuses_the_session() {
     let d = TestDaemon::start().await;
-    let (c, e) = {
-        let mut c = d.client().await;
-        let p = Peers::get();
-        let port = p.ssh_port_str();
-        let e = c
-            .handshake(
-                "ssh",
-                &client_info(800, 600),
-                &[
-                    ("hostname", &p.host),
-                    ("port", &port),
-                    ("username", &p.pw_user),
-                    ("password", &p.pw_password),
-                    ("recording-path", "/nonexistent/dir"),
-                ],
-            )
-            .await
-            .expect_err("a session that cannot be recorded must not run");
-        (c, e)
-    };
-    drop(c);
+    let e = ssh_session(&d, &[("recording-path", "/nonexistent/dir")])
+        .await
+        .err()
+        .expect("a session that cannot be recorded must not run");
     assert_eq!(status_of(&e), Some(512));
 }
