@@ -19,6 +19,17 @@ pub struct Config {
     pub limits: LimitsSection,
     pub admin: AdminSection,
     pub recording: RecordingSection,
+    pub tracing: TracingSection,
+}
+
+/// OpenTelemetry traces (off unless an endpoint is set).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingSection {
+    /// OTLP/HTTP (protobuf) traces endpoint, e.g. "http://127.0.0.1:4318/v1/traces".
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans (default "guacr").
+    pub service_name: Option<String>,
 }
 
 /// Session recordings (`recording-path` / `typescript-path` parameters).
@@ -189,6 +200,11 @@ impl Config {
         }
         if let Some(k) = &self.recording.encrypt_to {
             self.recording_key_from(k)?;
+        }
+        if let Some(e) = &self.tracing.otlp_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            anyhow::bail!("tracing.otlp_endpoint must be an http:// or https:// URL");
         }
         if let Some(a) = &self.admin.bind {
             a.parse::<SocketAddr>()

@@ -33,11 +33,64 @@ fn filter(level: &str) -> anyhow::Result<EnvFilter> {
         .add_directive("rustls=warn".parse()?))
 }
 
+/// Flushes exported traces when dropped (at exit).
+pub struct TracingGuard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("guacr: flushing traces failed: {e}");
+        }
+    }
+}
+
+fn otlp_provider(
+    endpoint: &str,
+    service: &str,
+) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot create the OTLP exporter for {endpoint}: {e}"))?;
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service.to_owned())
+                .build(),
+        )
+        .build())
+}
+
 /// Installs the global subscriber; returns the function that changes the level.
 ///
 /// JSON lines carry the fields of the enclosing spans (`connection`, `user`,
 /// `protocol`, `peer`), so every line of a session can be attributed.
 pub fn init(level: &str, format: &str) -> anyhow::Result<LogReloader> {
+    init_with_traces(level, format, None).map(|(r, _)| r)
+}
+
+/// [`init`] plus OpenTelemetry export of the spans (connection, session) over
+/// OTLP/HTTP when `otlp` = Some((endpoint, service name)).
+pub fn init_with_traces(
+    level: &str,
+    format: &str,
+    otlp: Option<(&str, &str)>,
+) -> anyhow::Result<(LogReloader, TracingGuard)> {
+    let provider = match otlp {
+        Some((endpoint, service)) => Some(otlp_provider(endpoint, service)?),
+        None => None,
+    };
+    let otel_layer = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("guacr"))
+    });
     let (filter_layer, handle) = reload::Layer::new(filter(level)?);
     let fmt_layer = if format == "json" {
         tracing_subscriber::fmt::layer()
@@ -55,12 +108,14 @@ pub fn init(level: &str, format: &str) -> anyhow::Result<LogReloader> {
     tracing_subscriber::registry()
         .with(filter_layer)
         .with(fmt_layer)
+        .with(otel_layer)
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))?;
-    Ok(Box::new(move |level: &str| {
+    let reloader: LogReloader = Box::new(move |level: &str| {
         let f = filter(level)?;
         handle
             .reload(f)
             .map_err(|e| anyhow::anyhow!("cannot change the log level: {e}"))
-    }))
+    });
+    Ok((reloader, TracingGuard { provider }))
 }

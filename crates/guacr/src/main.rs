@@ -295,13 +295,20 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = load_config(&cli)?;
-    let log_reloader = guacr::logging::init(&cfg.daemon.log_level, &cfg.daemon.log_format)?;
-    // Bind before daemonizing so errors reach the terminal; guacd does the same.
-    let std_listener_check = cfg.bind_addrs()?;
-    tracing::debug!(?std_listener_check, "configuration loaded");
+    // Resolve the address before daemonizing so errors reach the terminal.
+    let addrs = cfg.bind_addrs()?;
     if !cfg.daemon.foreground {
+        // Before anything starts a thread (the trace exporter does).
         daemon::daemonize()?;
     }
+    let otlp = cfg
+        .tracing
+        .otlp_endpoint
+        .as_deref()
+        .map(|e| (e, cfg.tracing.service_name.as_deref().unwrap_or("guacr")));
+    let (log_reloader, _traces) =
+        guacr::logging::init_with_traces(&cfg.daemon.log_level, &cfg.daemon.log_format, otlp)?;
+    tracing::debug!(?addrs, "configuration loaded");
     if let Some(pid) = &cfg.daemon.pid_file {
         std::fs::write(pid, format!("{}\n", std::process::id()))
             .map_err(|e| anyhow::anyhow!("cannot write PID file {}: {e}", pid.display()))?;

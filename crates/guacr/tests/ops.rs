@@ -502,3 +502,109 @@ async fn json_logs_carry_connection_user_protocol_and_peer() {
     );
     let _ = std::fs::remove_file(&log);
 }
+
+#[tokio::test]
+async fn otlp_traces_are_exported_when_configured() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A stand-in OTLP/HTTP collector: records what is POSTed to /v1/traces.
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", collector.local_addr().unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = collector.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 65536];
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_lowercase();
+                    if let Some(h) = text.find("\r\n\r\n") {
+                        let len = text[..h]
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if req.len() >= h + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+                let _ = tx.send(req);
+            });
+        }
+    });
+    let port = closed_port();
+    let dir = std::env::temp_dir().join(format!("guacr-otlp-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("guacr.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\nbind_port = {port}\n[tracing]\notlp_endpoint = \"{endpoint}\"\nservice_name = \"guacr-test\"\n"),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_guacr"))
+        .arg("-f")
+        .arg("-c")
+        .arg(&cfg)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = None;
+    for _ in 0..100 {
+        if let Ok(x) = guacr_testkit::GuacClient::connect_tcp(addr).await {
+            c = Some(x);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = c.unwrap();
+    let p = Peers::get();
+    let ssh_port = p.ssh_port_str();
+    c.handshake(
+        "ssh",
+        &client_info(800, 600),
+        &[
+            ("hostname", &p.host),
+            ("port", &ssh_port),
+            ("username", &p.pw_user),
+            ("password", "wrong"),
+        ],
+    )
+    .await
+    .unwrap();
+    c.wait_for_close(Duration::from_secs(20)).await.unwrap();
+    // SIGTERM: the exporter flushes on exit.
+    let pid = child.id().unwrap().to_string();
+    let _ = std::process::Command::new("kill").arg(&pid).status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    let mut all = Vec::new();
+    while let Ok(Some(req)) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+        all.extend_from_slice(&req);
+    }
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        text.starts_with("POST /v1/traces"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    for needle in ["guacr-test", "conn", "session", "peer", "connection"] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the exported spans"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
