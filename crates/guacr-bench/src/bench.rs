@@ -16,12 +16,12 @@ use crate::Target;
 use crate::procmem::{self, Mem};
 use crate::report::{Json, Summary, Table, ms};
 
-type Client = GuacClient<TcpStream>;
+pub(crate) type Client = GuacClient<TcpStream>;
 
 /// Opcodes that draw on the display.
-const DRAWING: [&str; 5] = ["img", "copy", "rect", "cfill", "png"];
+pub(crate) const DRAWING: [&str; 5] = ["img", "copy", "rect", "cfill", "png"];
 
-fn client_info(t: &Target) -> ClientInfo {
+pub(crate) fn client_info(t: &Target) -> ClientInfo {
     ClientInfo {
         width: t.width,
         height: t.height,
@@ -34,23 +34,34 @@ fn client_info(t: &Target) -> ClientInfo {
 }
 
 /// Timings of one handshake, from just before `select` was written.
-struct HandshakeTimes {
-    args: Duration,
-    ready: Duration,
+pub(crate) struct HandshakeTimes {
+    pub(crate) args: Duration,
+    pub(crate) ready: Duration,
 }
 
 /// Connects and performs the SSH handshake. Sync echo on, display model as asked.
 async fn open(t: &Target, display: bool) -> anyhow::Result<(Client, HandshakeTimes)> {
+    let params = t.params();
+    open_with(t, "ssh", &params, display).await
+}
+
+/// Connects and performs the handshake for `protocol` with `params`. Sync
+/// echo on, display model as asked.
+pub(crate) async fn open_with(
+    t: &Target,
+    protocol: &str,
+    params: &[(&'static str, String)],
+    display: bool,
+) -> anyhow::Result<(Client, HandshakeTimes)> {
     let mut c = GuacClient::connect_tcp(t.addr.as_str())
         .await
         .with_context(|| format!("connecting to {}", t.addr))?;
     c.set_display_enabled(display);
     c.set_echo_sync(true);
     c.set_record_timings(true);
-    let params = t.params();
     let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let start = Instant::now();
-    c.handshake("ssh", &client_info(t), &pairs).await?;
+    c.handshake(protocol, &client_info(t), &pairs).await?;
     c.set_record_timings(false);
     let at = |op: &str| {
         c.state()
@@ -68,7 +79,11 @@ async fn open(t: &Target, display: bool) -> anyhow::Result<(Client, HandshakeTim
 
 /// Processes instructions until none arrives for `quiet`; returns the arrival
 /// time of the last one (None if nothing came). Fails after `max` or on close.
-async fn settle(c: &mut Client, quiet: Duration, max: Duration) -> anyhow::Result<Option<Instant>> {
+pub(crate) async fn settle(
+    c: &mut Client,
+    quiet: Duration,
+    max: Duration,
+) -> anyhow::Result<Option<Instant>> {
     let start = Instant::now();
     let mut last = None;
     loop {
@@ -91,7 +106,11 @@ async fn settle(c: &mut Client, quiet: Duration, max: Duration) -> anyhow::Resul
 }
 
 /// Waits until at least `syncs` frames were received, then until output pauses.
-async fn wait_prompt(c: &mut Client, syncs: u64, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_prompt(
+    c: &mut Client,
+    syncs: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     c.wait_until(timeout, |s| s.count("sync") >= syncs)
         .await
         .context("waiting for the first frames")?;
@@ -99,7 +118,7 @@ async fn wait_prompt(c: &mut Client, syncs: u64, timeout: Duration) -> anyhow::R
     Ok(())
 }
 
-async fn close(mut c: Client) {
+pub(crate) async fn close(mut c: Client) {
     let _ = c.disconnect().await;
     let _ = c.wait_for_close(Duration::from_secs(2)).await;
 }
@@ -584,7 +603,7 @@ async fn idle_session(
     close(c).await;
 }
 
-fn mem_json(m: &Mem) -> Json {
+pub(crate) fn mem_json(m: &Mem) -> Json {
     Json::obj([
         ("rss_kib", Json::from(m.rss_kib)),
         ("pss_kib", m.pss_kib.into()),

@@ -6,6 +6,7 @@
 mod bench;
 mod procmem;
 mod report;
+mod soak;
 
 use std::collections::HashMap;
 
@@ -70,6 +71,21 @@ enum Cmd {
     Seq(bench::SeqArgs),
     /// Memory and threads of the daemon with many idle SSH sessions.
     Idle(bench::IdleArgs),
+    /// A minimal Telnet echo server (the peer for `scale` and `cycles`).
+    Upstream(soak::UpstreamArgs),
+    /// Many telnet sessions: daemon memory per session, and keystroke
+    /// latency of a few active sessions among idle ones.
+    Scale(soak::ScaleArgs),
+    /// Connect → first frame → disconnect, many times: does the daemon's
+    /// RSS return to its baseline, do its fds leak?
+    Cycles(soak::CyclesArgs),
+}
+
+impl Cmd {
+    /// Whether the subcommand opens SSH sessions (and so needs a password).
+    fn needs_ssh(&self) -> bool {
+        !matches!(self, Cmd::Upstream(_) | Cmd::Scale(_) | Cmd::Cycles(_))
+    }
 }
 
 /// Resolved connection target.
@@ -125,11 +141,12 @@ fn peers_env() -> HashMap<String, String> {
         .collect()
 }
 
-fn resolve(a: &TargetArgs) -> anyhow::Result<Target> {
+fn resolve(a: &TargetArgs, needs_ssh: bool) -> anyhow::Result<Target> {
     let file = peers_env();
     let var = |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned());
     let password = match a.password.clone().or_else(|| var("GUACR_TEST_PW_PASSWORD")) {
         Some(p) => p,
+        None if !needs_ssh => String::new(),
         None => anyhow::bail!(
             "no SSH password: pass --password or start the peers (scripts/test-peers.sh start)"
         ),
@@ -163,7 +180,7 @@ fn resolve(a: &TargetArgs) -> anyhow::Result<Target> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let target = resolve(&cli.target)?;
+    let target = resolve(&cli.target, cli.cmd.needs_ssh())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -173,6 +190,9 @@ fn main() -> anyhow::Result<()> {
             Cmd::Keystroke(a) => bench::keystroke(&target, a).await,
             Cmd::Seq(a) => bench::seq(&target, a).await,
             Cmd::Idle(a) => bench::idle(&target, a).await,
+            Cmd::Upstream(a) => soak::upstream(a).await,
+            Cmd::Scale(a) => soak::scale(&target, a).await,
+            Cmd::Cycles(a) => soak::cycles(&target, a).await,
         }
     })?;
     if cli.json {

@@ -136,6 +136,13 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Number of open file descriptors of a process (entries of /proc/PID/fd).
+pub fn fd_count(pid: u32) -> anyhow::Result<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("reading /proc/{pid}/fd"))?;
+    Ok(dir.count() as u64)
+}
+
 /// The soft and hard `RLIMIT_NOFILE` of this process (from /proc/self/limits).
 pub fn nofile_limit() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -165,6 +172,7 @@ mod tests {
         assert!(m.pss_kib > 0);
         assert!(m.threads >= 1);
         assert!(nofile_limit().is_some());
+        assert!(fd_count(std::process::id()).unwrap() >= 3);
         assert!(tree_cpu_secs(std::process::id()).is_ok());
     }
 }
