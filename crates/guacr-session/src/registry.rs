@@ -7,6 +7,7 @@ use crate::Session;
 #[derive(Default)]
 pub struct Registry {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    removed: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -28,7 +29,17 @@ impl Registry {
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.lock().remove(id)
+        let removed = self.lock().remove(id);
+        if removed.is_some() {
+            self.removed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Sessions removed since the registry was created.
+    pub fn removed_total(&self) -> u64 {
+        self.removed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {

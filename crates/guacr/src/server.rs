@@ -377,6 +377,7 @@ impl Server {
         for listener in listeners {
             tasks.push(tokio::spawn(accept_loop(listener, state.clone())));
         }
+        tasks.push(tokio::spawn(memory_trimmer(state.clone())));
         if let Some(admin) = admin {
             tasks.push(tokio::spawn(crate::admin::serve(admin, state.clone())));
         }
@@ -457,6 +458,39 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
         ));
     }
 }
+
+/// Gives memory freed by ended sessions back to the OS. glibc's malloc keeps
+/// freed memory in its arenas: after 100,000 connect/disconnect cycles the
+/// daemon's RSS stayed 15 % above its baseline (BENCHMARKS.md, "Scale and
+/// soak"). When sessions ended since the last look, this trims, at most
+/// every 10 s. (mimalloc was tried: it kept 2.6 MB per idle
+/// session instead of 0.4 MB.)
+async fn memory_trimmer(state: Arc<ServerState>) {
+    let mut last = state.registry.removed_total();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = state.registry.removed_total();
+        if now != last {
+            let _ = tokio::task::spawn_blocking(trim_heap).await;
+        }
+        last = now;
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn trim_heap() {
+    // SAFETY: malloc_trim takes no pointers; it only releases free heap pages
+    // and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 /// Waits for live sessions to end, then closes what is left.
 async fn drain(state: &ServerState, deadline: Duration) {
