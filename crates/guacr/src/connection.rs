@@ -164,7 +164,7 @@ pub async fn serve<S>(
             }
         };
         match event {
-            Event::Selected(Selection::Protocol(name)) => match state.protocols.get(&name) {
+            Event::Selected(Selection::Protocol(name)) => match state.protocol(&name) {
                 Some(p) => {
                     handshake_started = Some(std::time::Instant::now());
                     if let Err(r) = state.admit_session(&name) {
@@ -221,7 +221,7 @@ pub async fn serve<S>(
             let Selection::Protocol(name) = &handshake.selection else {
                 return;
             };
-            let Some(protocol) = state.protocols.get(name).cloned() else {
+            let Some(protocol) = state.protocol(name) else {
                 return;
             };
             if state.is_shutting_down() {

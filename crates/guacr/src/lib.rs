@@ -16,6 +16,5 @@ pub use server::{Server, ServerState, builtin_protocols};
 /// Starts a server on the configuration's address with the built-in protocols.
 /// Returns the bound server (see [`Server::local_addrs`]) without serving yet.
 pub async fn bind(config: Config) -> anyhow::Result<Server> {
-    let protocols = builtin_protocols(&config);
-    Server::bind(ServerState::new(config, protocols)).await
+    Server::bind(ServerState::with_factory(config, builtin_protocols)).await
 }

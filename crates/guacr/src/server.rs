@@ -15,6 +15,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 
+/// Builds the protocol handlers from a configuration.
+pub type ProtocolFactory = fn(&Config) -> Vec<Arc<dyn Protocol>>;
+
 /// Applies a new log level (installed by the binary's logging setup).
 pub type LogReloader = Box<dyn Fn(&str) -> anyhow::Result<()> + Send + Sync>;
 
@@ -37,7 +40,10 @@ struct IpEntry {
 pub struct ServerState {
     config: RwLock<Arc<Config>>,
     pub registry: Arc<Registry>,
-    pub protocols: HashMap<String, Arc<dyn Protocol>>,
+    protocols: RwLock<Arc<HashMap<String, Arc<dyn Protocol>>>>,
+    /// Rebuilds the handlers from a new configuration on reload (their
+    /// defaults, e.g. the terminal frame interval); `None` keeps them.
+    protocol_factory: Option<ProtocolFactory>,
     /// Parameters users may change at runtime with `argv`.
     pub mutable_params: &'static [&'static str],
     shutting_down: AtomicBool,
@@ -88,10 +94,8 @@ impl ServerState {
         Arc::new(ServerState {
             config: RwLock::new(Arc::new(config)),
             registry: Registry::new(),
-            protocols: protocols
-                .into_iter()
-                .map(|p| (p.name().to_owned(), p))
-                .collect(),
+            protocols: RwLock::new(Arc::new(by_name(protocols))),
+            protocol_factory: None,
             mutable_params: &["color-scheme", "font-name", "font-size"],
             shutting_down: AtomicBool::new(false),
             listening: AtomicBool::new(false),
@@ -100,6 +104,26 @@ impl ServerState {
             log_reloader: Mutex::new(None),
             metrics,
         })
+    }
+
+    /// A state whose handlers are built from the configuration by `factory`,
+    /// and rebuilt by it on every reload (new sessions get the new defaults;
+    /// live sessions keep theirs).
+    pub fn with_factory(
+        config: Config,
+        factory: fn(&Config) -> Vec<Arc<dyn Protocol>>,
+    ) -> Arc<Self> {
+        let protocols = factory(&config);
+        let mut state = Self::new(config, protocols);
+        if let Some(s) = Arc::get_mut(&mut state) {
+            s.protocol_factory = Some(factory);
+        }
+        state
+    }
+
+    /// The handler for `name`, as currently configured.
+    pub fn protocol(&self, name: &str) -> Option<Arc<dyn Protocol>> {
+        read(&self.protocols).get(name).cloned()
     }
 
     /// The configuration in force (it may be replaced by a reload at any time).
@@ -197,10 +221,11 @@ impl ServerState {
         if self.is_shutting_down() {
             problems.push("shutting down".to_owned());
         }
-        let mut names: Vec<&String> = self.protocols.keys().collect();
+        let protocols = read(&self.protocols);
+        let mut names: Vec<&String> = protocols.keys().collect();
         names.sort();
         for name in names {
-            if let Some(p) = self.protocols.get(name)
+            if let Some(p) = protocols.get(name)
                 && let Err(e) = p.health()
             {
                 problems.push(format!("{name}: {e}"));
@@ -262,10 +287,20 @@ impl ServerState {
         if tls.is_some() {
             write(&self.tls, tls);
         }
+        if let Some(factory) = self.protocol_factory {
+            write(&self.protocols, Arc::new(by_name(factory(&new))));
+        }
         write(&self.config, Arc::new(new));
         tracing::info!("configuration reloaded");
         Ok(())
     }
+}
+
+fn by_name(protocols: Vec<Arc<dyn Protocol>>) -> HashMap<String, Arc<dyn Protocol>> {
+    protocols
+        .into_iter()
+        .map(|p| (p.name().to_owned(), p))
+        .collect()
 }
 
 fn reject(limit: &'static str, status: Status, message: &str) -> Rejection {

@@ -608,3 +608,98 @@ async fn otlp_traces_are_exported_when_configured() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn make_cert(dir: &std::path::Path, tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{tag}.pem")),
+        dir.join(format!("{tag}.key")),
+    );
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    (cert, key)
+}
+
+async fn tls_handshake_ok(addr: std::net::SocketAddr, trusted: &std::path::Path) -> bool {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(trusted).unwrap();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    connector.connect(name, tcp).await.is_ok()
+}
+
+#[tokio::test]
+async fn reload_swaps_the_tls_certificate_and_handler_defaults() {
+    let dir = std::env::temp_dir().join(format!("guacr-tlsreload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_a, key_a) = make_cert(&dir, "a");
+    let (cert_b, key_b) = make_cert(&dir, "b");
+    let (ca, ka) = (cert_a.clone(), key_a.clone());
+    let d = TestDaemon::start_with(
+        move |c| {
+            c.ssl.server_certificate = Some(ca);
+            c.ssl.server_key = Some(ka);
+        },
+        None,
+    )
+    .await;
+    assert!(tls_handshake_ok(d.addr, &cert_a).await);
+    assert!(!tls_handshake_ok(d.addr, &cert_b).await);
+    let ssh_before = d.state.protocol("ssh").unwrap();
+    let mut cfg = (*d.state.config()).clone();
+    cfg.ssl.server_certificate = Some(cert_b.clone());
+    cfg.ssl.server_key = Some(key_b);
+    cfg.session.frame_interval_ms = 20;
+    d.state.reload(cfg).unwrap();
+    assert!(
+        tls_handshake_ok(d.addr, &cert_b).await,
+        "new certificate served"
+    );
+    assert!(
+        !tls_handshake_ok(d.addr, &cert_a).await,
+        "old certificate gone"
+    );
+    let ssh_after = d.state.protocol("ssh").unwrap();
+    assert!(
+        !std::sync::Arc::ptr_eq(&ssh_before, &ssh_after),
+        "handlers rebuilt with the new defaults"
+    );
+    // A certificate that does not load is refused and the served one stays.
+    let mut bad = (*d.state.config()).clone();
+    bad.ssl.server_certificate = Some(dir.join("missing.pem"));
+    assert!(d.state.reload(bad).is_err());
+    assert!(tls_handshake_ok(d.addr, &cert_b).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}

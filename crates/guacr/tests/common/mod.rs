@@ -110,10 +110,11 @@ impl TestDaemon {
         let mut cfg = Config::default();
         cfg.server.bind_port = 0;
         configure(&mut cfg);
-        let protocols = protocols.unwrap_or_else(|| guacr::builtin_protocols(&cfg));
-        let server = Server::bind(ServerState::new(cfg, protocols))
-            .await
-            .expect("bind");
+        let state = match protocols {
+            Some(p) => ServerState::new(cfg, p),
+            None => ServerState::with_factory(cfg, guacr::builtin_protocols),
+        };
+        let server = Server::bind(state).await.expect("bind");
         let addr = server.local_addrs()[0];
         let admin = server.admin_addr();
         let state = server.state();
