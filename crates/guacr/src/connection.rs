@@ -113,6 +113,23 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
+    serve_split(&mut rd, &mut wr, state, peer, admitted).await;
+    // Every path ends here: FIN, then drain what the client still sends.
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+    linger(&mut rd).await;
+}
+
+async fn serve_split<R, W>(
+    mut rd: &mut R,
+    wr: &mut W,
+    state: Arc<ServerState>,
+    peer: String,
+    admitted: Result<IpGuard, Rejection>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let _guard = match admitted {
         Ok(g) => g,
         Err(r) => {
@@ -428,7 +445,23 @@ async fn run_user<R, W>(
         let _ = wr.write_all(&b).await;
     }
     let _ = wr.flush().await;
-    let _ = wr.shutdown().await;
+}
+
+/// After our FIN, reads (and discards) what the client still sends — `sync`
+/// echoes in flight — until it closes, for a short while. Closing a socket
+/// with unread data makes the kernel send a reset, which can destroy the
+/// final `error`/`disconnect` before the client reads it.
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }
 
 fn error_free_disconnect() -> Vec<u8> {
