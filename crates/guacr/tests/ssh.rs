@@ -61,7 +61,7 @@ async fn wrong_password_is_769() {
 #[tokio::test]
 async fn closed_port_is_519() {
     let d = TestDaemon::start().await;
-    let port = closed_port();
+    let port = refused_port();
     let (mut c, _) = ssh_session(&d, &[("port", &port)]).await.expect("ready");
     c.wait_for_close(T).await.expect("closed");
     assert_eq!(c.state().last_error().map(|e| e.status), Some(519));

@@ -74,7 +74,7 @@ async fn invalid_regex_is_768() {
 #[tokio::test]
 async fn closed_port_is_519() {
     let d = TestDaemon::start().await;
-    let port = closed_port();
+    let port = refused_port();
     let mut c = telnet(&d, &[("port", &port)]).await;
     c.wait_for_close(T).await.expect("closed");
     assert_eq!(c.state().last_error().map(|e| e.status), Some(519));

@@ -188,7 +188,15 @@ pub async fn connect(
     Ok((c, id))
 }
 
-/// A loopback port nobody listens on.
+/// A loopback port where connections are refused. Port 1 (tcpmux) is never
+/// served here; an ephemeral port picked by bind-and-drop could be taken by
+/// another test's daemon in the meantime.
+pub fn refused_port() -> String {
+    "1".to_owned()
+}
+
+/// A currently free loopback port, for a daemon to bind (racy by nature:
+/// use it right away).
 pub fn closed_port() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
