@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -179,36 +178,7 @@ async fn graceful_shutdown_tells_users_and_drains() {
 async fn tls_with_certificate_and_key() {
     let dir = std::env::temp_dir().join(format!("guacr-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let (cert, key) = make_cert(&dir, "cert");
     let (c2, k2) = (cert.clone(), key.clone());
     let d = silent_daemon(move |c| {
         c.ssl.server_certificate = Some(c2);
@@ -219,21 +189,7 @@ async fn tls_with_certificate_and_key() {
     let out = raw_exchange(&d, b"6.select,6.silent;").await;
     assert!(!out.contains("args"), "{out}");
     // A TLS client completes the handshake.
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&cert).unwrap();
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = TcpStream::connect(d.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let tls = tls_connect(d.addr, &cert).await.expect("TLS handshake");
     let mut c = guacr_testkit::GuacClient::new(tls);
     let id = c
         .handshake("silent", &client_info(640, 480), &[])

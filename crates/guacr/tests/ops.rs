@@ -442,16 +442,7 @@ async fn json_logs_carry_connection_user_protocol_and_peer() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut c = None;
-    for _ in 0..100 {
-        if let Ok(x) = guacr_testkit::GuacClient::connect_tcp(addr).await {
-            c = Some(x);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut c = c.unwrap();
+    let mut c = connect_when_listening(&port).await;
     let p = Peers::get();
     let ssh_port = p.ssh_port_str();
     let id = c
@@ -561,16 +552,7 @@ async fn otlp_traces_are_exported_when_configured() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut c = None;
-    for _ in 0..100 {
-        if let Ok(x) = guacr_testkit::GuacClient::connect_tcp(addr).await {
-            c = Some(x);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut c = c.unwrap();
+    let mut c = connect_when_listening(&port).await;
     let p = Peers::get();
     let ssh_port = p.ssh_port_str();
     c.handshake(
@@ -609,55 +591,8 @@ async fn otlp_traces_are_exported_when_configured() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn make_cert(dir: &std::path::Path, tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (
-        dir.join(format!("{tag}.pem")),
-        dir.join(format!("{tag}.key")),
-    );
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
-    (cert, key)
-}
-
 async fn tls_handshake_ok(addr: std::net::SocketAddr, trusted: &std::path::Path) -> bool {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(trusted).unwrap();
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    connector.connect(name, tcp).await.is_ok()
+    tls_connect(addr, trusted).await.is_ok()
 }
 
 #[tokio::test]

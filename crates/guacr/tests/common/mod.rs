@@ -353,3 +353,76 @@ pub fn metric(body: &str, sample: &str) -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// A self-signed EC certificate for 127.0.0.1 (end entity): (cert.pem, key.pem) in `dir`.
+pub fn make_cert(dir: &std::path::Path, tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{tag}.pem")),
+        dir.join(format!("{tag}.key")),
+    );
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    (cert, key)
+}
+
+/// A TLS connection to `addr` trusting only `trusted` (a PEM certificate).
+pub async fn tls_connect(
+    addr: SocketAddr,
+    trusted: &std::path::Path,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(trusted)?;
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c?).map_err(std::io::Error::other)?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(addr).await?;
+    let name =
+        rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(std::io::Error::other)?;
+    connector.connect(name, tcp).await
+}
+
+/// Waits until a guacr binary listens on `port` and returns a client connected to it.
+pub async fn connect_when_listening(port: &str) -> GuacClient<TcpStream> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..100 {
+        if let Ok(c) = GuacClient::connect_tcp(addr).await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listening on {addr}");
+}
