@@ -8,8 +8,6 @@ mod procmem;
 mod report;
 mod soak;
 
-use std::collections::HashMap;
-
 use clap::{Args, Parser, Subcommand};
 
 /// Benchmarks of a running guacd-compatible daemon.
@@ -115,34 +113,8 @@ impl Target {
     }
 }
 
-fn unescape_shell(v: &str) -> String {
-    let mut out = String::new();
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
-            }
-        } else if c != '\'' && c != '"' {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The `export K=V` lines of the peers' env file.
-fn peers_env() -> HashMap<String, String> {
-    let dir = std::env::var("GUACR_PEERS_DIR").unwrap_or_else(|_| "/var/tmp/guacr-peers".into());
-    let text = std::fs::read_to_string(format!("{dir}/env")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), unescape_shell(v)))
-        .collect()
-}
-
 fn resolve(a: &TargetArgs, needs_ssh: bool) -> anyhow::Result<Target> {
-    let file = peers_env();
+    let file = guacr_testkit::peers::env_file();
     let var = |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned());
     let password = match a.password.clone().or_else(|| var("GUACR_TEST_PW_PASSWORD")) {
         Some(p) => p,

@@ -102,6 +102,28 @@ fn policy(params: &Params, default: FailurePolicy) -> Result<FailurePolicy, Reco
     }
 }
 
+/// Directory and file name from `(path parameter, name parameter, default
+/// name)`, tokens expanded; `None` when the path parameter is empty.
+fn location(
+    params: &Params,
+    (path_param, name_param, default_name): (&str, &str, &str),
+    username: Option<&str>,
+    now: LocalTime,
+) -> Result<Option<(PathBuf, String)>, RecordError> {
+    let Some(path) = params.get(path_param) else {
+        return Ok(None);
+    };
+    let tokens = Tokens::standard(username, now);
+    let name = expand_tokens(params.get_or(name_param, default_name), &tokens);
+    if !crate::file::is_filename(&name) {
+        return Err(RecordError::InvalidParam {
+            name: name_param.into(),
+            reason: format!("{name:?} is not a plain file name"),
+        });
+    }
+    Ok(Some((PathBuf::from(expand_tokens(path, &tokens)), name)))
+}
+
 impl RecordingSettings {
     /// Settings from the connection parameters, or `None` when
     /// `recording-path` is empty. `username` is the value of
@@ -122,22 +144,17 @@ impl RecordingSettings {
         default_policy: FailurePolicy,
         now: LocalTime,
     ) -> Result<Option<Self>, RecordError> {
-        let Some(path) = params.get("recording-path") else {
+        let Some((path, name)) = location(
+            params,
+            ("recording-path", "recording-name", DEFAULT_RECORDING_NAME),
+            username,
+            now,
+        )?
+        else {
             return Ok(None);
         };
-        let tokens = Tokens::standard(username, now);
-        let name = expand_tokens(
-            params.get_or("recording-name", DEFAULT_RECORDING_NAME),
-            &tokens,
-        );
-        if !crate::file::is_filename(&name) {
-            return Err(RecordError::InvalidParam {
-                name: "recording-name".into(),
-                reason: format!("{name:?} is not a plain file name"),
-            });
-        }
         Ok(Some(RecordingSettings {
-            path: PathBuf::from(expand_tokens(path, &tokens)),
+            path,
             name,
             create_path: params.flag("create-recording-path"),
             include_output: !params.flag("recording-exclude-output"),
@@ -169,22 +186,21 @@ impl TypescriptSettings {
         default_policy: FailurePolicy,
         now: LocalTime,
     ) -> Result<Option<Self>, RecordError> {
-        let Some(path) = params.get("typescript-path") else {
+        let Some((path, name)) = location(
+            params,
+            (
+                "typescript-path",
+                "typescript-name",
+                DEFAULT_TYPESCRIPT_NAME,
+            ),
+            username,
+            now,
+        )?
+        else {
             return Ok(None);
         };
-        let tokens = Tokens::standard(username, now);
-        let name = expand_tokens(
-            params.get_or("typescript-name", DEFAULT_TYPESCRIPT_NAME),
-            &tokens,
-        );
-        if !crate::file::is_filename(&name) {
-            return Err(RecordError::InvalidParam {
-                name: "typescript-name".into(),
-                reason: format!("{name:?} is not a plain file name"),
-            });
-        }
         Ok(Some(TypescriptSettings {
-            path: PathBuf::from(expand_tokens(path, &tokens)),
+            path,
             name,
             create_path: params.flag("create-typescript-path"),
             write_existing: params.flag("typescript-write-existing"),

@@ -9,6 +9,7 @@
 
 mod client;
 pub mod keysym;
+pub mod peers;
 
 pub use client::{
     Ack, ArgvValue, ClientState, GuacClient, GuacError, Msg, ReceivedStream, ServerError,

@@ -32,36 +32,11 @@ pub struct Peers {
     pub hostkey_pub: String,
 }
 
-fn unescape_shell(v: &str) -> String {
-    let mut out = String::new();
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
-            }
-        } else if c != '\'' && c != '"' {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn env_file() -> HashMap<String, String> {
-    let dir = std::env::var("GUACR_PEERS_DIR").unwrap_or_else(|_| "/var/tmp/guacr-peers".into());
-    let text = std::fs::read_to_string(format!("{dir}/env")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), unescape_shell(v)))
-        .collect()
-}
-
 impl Peers {
     pub fn get() -> &'static Peers {
         static P: OnceLock<Peers> = OnceLock::new();
         P.get_or_init(|| {
-            let file = env_file();
+            let file = guacr_testkit::peers::env_file();
             let var = |k: &str| -> String {
                 std::env::var(k).ok().or_else(|| file.get(k).cloned()).unwrap_or_else(|| {
                     panic!("{k} is not set: start the test peers with `scripts/test-peers.sh install && scripts/test-peers.sh start`")
