@@ -9,6 +9,11 @@
 # State (host key, client keys, configs, logs, pid files, env) lives in
 # ${GUACR_PEERS_DIR:-/var/tmp/guacr-peers}; `source "$GUACR_PEERS_DIR/env"` after `start`.
 # Must run as root. Never reads stdin.
+#
+# More peers (PostgreSQL, MariaDB, VNC servers, ...) are plug-ins: every executable
+# scripts/peers.d/NAME.sh is called with the same verb (install|start|stop|status) after
+# the built-in peers, with GUACR_PEERS_DIR exported. On `start` a plug-in writes its
+# `export K=V` lines to $GUACR_PEERS_DIR/env.d/NAME; they are appended to the env file.
 set -euo pipefail
 
 STATE=${GUACR_PEERS_DIR:-/var/tmp/guacr-peers}
@@ -88,6 +93,22 @@ stop_pidfile() {  # stop_pidfile PIDFILE NAME
         log "$name not running"
     fi
     rm -f "$pidfile"
+}
+
+run_plugins() {  # run_plugins VERB -> run every scripts/peers.d/*.sh with VERB; status ORs failures
+    local dir f rc=0
+    dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/peers.d
+    [[ -d $dir ]] || return 0
+    export GUACR_PEERS_DIR=$STATE
+    for f in "$dir"/*.sh; do
+        [[ -f $f ]] || continue
+        if [[ $1 == status ]]; then
+            bash "$f" status || rc=1
+        else
+            bash "$f" "$1" || die "$(basename "$f") $1 failed"
+        fi
+    done
+    return $rc
 }
 
 # ---------------------------------------------------------------- install
@@ -211,6 +232,7 @@ cmd_install() {
     mkdir -p "$STATE"
     chmod 700 "$STATE"
     ensure_users_and_keys
+    run_plugins install
     log "install done (state in $STATE)"
 }
 
@@ -308,6 +330,10 @@ write_env() {
         printf 'export GUACR_TEST_KEY_ED25519_ENC=%q\n' "$KEY_ED25519_ENC"
         printf 'export GUACR_TEST_KEY_RSA_PEM_ENC=%q\n' "$KEY_RSA_PEM_ENC"
         printf 'export GUACR_TEST_KEY_RSA_PEM=%q\n' "$KEY_RSA_PEM"
+        local f
+        for f in "$STATE"/env.d/*; do
+            [[ -f $f ]] && cat "$f"
+        done
     } >"$tmp"
     chmod 600 "$tmp"
     mv -f "$tmp" "$STATE/env"
@@ -320,12 +346,15 @@ cmd_start() {
     ensure_users_and_keys
     start_sshd
     start_inetd
+    mkdir -p "$STATE/env.d"
+    run_plugins start
     write_env
 }
 
 cmd_stop() {
     stop_pidfile "$SSHD_PID" sshd
     stop_pidfile "$INETD_PID" "inetd (telnetd)"
+    run_plugins stop || true
 }
 
 cmd_status() {
@@ -340,6 +369,7 @@ cmd_status() {
     else
         echo "telnetd: not running"; rc=1
     fi
+    run_plugins status || rc=1
     return $rc
 }
 
