@@ -1,0 +1,396 @@
+import Guacamole from 'guacamole-common-js';
+import { api, getCsrf } from '../api';
+import { copyText, field, h, icon, replace, toast } from '../dom';
+import { bare, onLeave, requireUser, Route, state } from '../main';
+
+type Kind = 'connection' | 'share';
+interface Target { kind: Kind; route: Route; id?: string }
+
+// Guacamole status codes that mean "do not retry automatically".
+const FINAL_CODES = new Set([0x0203, 0x0205, 0x0209, 0x0301, 0x0303, 0x0308, 0x0204, 0x0300, 0x030D]);
+const STATUS_TEXT: Record<number, string> = {
+  0x0100: 'unsupported', 0x0200: 'server error', 0x0201: 'server busy', 0x0202: 'upstream timeout',
+  0x0203: 'upstream error', 0x0204: 'resource not found', 0x0205: 'resource conflict', 0x0206: 'resource closed',
+  0x0207: 'upstream not found', 0x0208: 'upstream unavailable', 0x0209: 'session conflict', 0x020A: 'session timeout',
+  0x020B: 'session closed', 0x0300: 'bad request', 0x0301: 'unauthorized', 0x0303: 'forbidden',
+  0x0308: 'timeout', 0x030D: 'overrun', 0x030F: 'bad type', 0x031D: 'too many',
+};
+const STATE_TEXT = ['Idle', 'Connecting…', 'Waiting for the server…', 'Connected', 'Disconnecting…', 'Disconnected'];
+
+// Special keys: [label, keysyms pressed in order then released in reverse]
+const SPECIAL_KEYS: [string, number[]][] = [
+  ['Ctrl-Alt-Del', [0xFFE3, 0xFFE9, 0xFFFF]],
+  ['Esc', [0xFF1B]],
+  ['Tab', [0xFF09]],
+  ['Ctrl-C', [0xFFE3, 0x0063]],
+  ['Ctrl-D', [0xFFE3, 0x0064]],
+  ['Ctrl-Z', [0xFFE3, 0x007A]],
+  ['Alt-Tab', [0xFFE9, 0xFF09]],
+  ['Alt-F4', [0xFFE9, 0xFFC1]],
+  ['Windows', [0xFFEB]],
+  ['Print Screen', [0xFF61]],
+];
+
+// One keyboard for the whole page; the active client view plugs into it.
+let keyboard: Guacamole.Keyboard | null = null;
+let keySink: { down(k: number): boolean; up(k: number): void } | null = null;
+function ensureKeyboard(): Guacamole.Keyboard {
+  if (!keyboard) {
+    keyboard = new Guacamole.Keyboard(document);
+    keyboard.onkeydown = (k) => (keySink ? keySink.down(k) : true);
+    keyboard.onkeyup = (k) => { if (keySink) keySink.up(k); };
+  }
+  return keyboard;
+}
+
+/** Test and debugging hook: read-only view of the live client. */
+interface Hook {
+  state: number; error: { code: number; message: string } | null; transport: string;
+  uuid: string | null; clipboard: string; client: Guacamole.Client | null; display: Guacamole.Display | null;
+}
+declare global { interface Window { __guacr?: Hook } }
+
+function describeStatus(code: number): string {
+  return STATUS_TEXT[code] ?? `status ${code}`;
+}
+
+export async function renderClient(target: Target): Promise<void> {
+  const q = target.route.query;
+  const token = q.get('token');
+  const join = q.get('join');
+  let connect: URLSearchParams;
+  let title = 'Connection';
+  let backHref = '#/';
+  if (target.kind === 'share') {
+    if (!target.id) throw new Error('This share link is incomplete.');
+    connect = new URLSearchParams({ share: target.id });
+    title = 'Shared session';
+    backHref = '';
+  } else if (token) {
+    connect = new URLSearchParams({ token });
+    title = 'Connection';
+    backHref = '';
+  } else if (join) {
+    if (!(await requireUser(true))) return;
+    connect = new URLSearchParams({ join });
+    if (q.get('read_only') === '1') connect.set('read_only', '1');
+    title = 'Joined session';
+    backHref = '#/admin/sessions';
+  } else {
+    if (!target.id) throw new Error('No connection was chosen.');
+    if (!(await requireUser())) return;
+    connect = new URLSearchParams({ connection: target.id });
+    try {
+      const list = await api.connections();
+      const c = list.find((x) => x.id === target.id);
+      if (c) title = c.name;
+    } catch { /* the tunnel will report the real problem */ }
+  }
+  const loggedIn = !!state.user;
+  const forced = q.get('transport');
+
+  const main = bare(title);
+  main.classList.add('client-page');
+  const host = h('div', { class: 'display-host', tabindex: '0', 'aria-label': `Remote display: ${title}`, id: 'display-host' });
+  const overlayMsg = h('p', { class: 'overlay-msg', id: 'status-message' });
+  const overlayTitle = h('h2', { class: 'overlay-title', id: 'status-title' });
+  const overlayActions = h('div', { class: 'actions' });
+  const spinner = h('div', { class: 'spinner', 'aria-hidden': 'true' });
+  const overlay = h('div', { class: 'status-overlay', role: 'alertdialog', 'aria-live': 'assertive', 'aria-labelledby': 'status-title', 'aria-describedby': 'status-message' },
+    h('div', { class: 'card overlay-card' }, spinner, overlayTitle, overlayMsg, overlayActions));
+  const menuBtn = h('button', { type: 'button', class: 'menu-toggle btn', 'aria-expanded': 'false', 'aria-controls': 'client-menu', title: 'Menu (Ctrl+Alt+Shift)' }, icon('menu'), h('span', { class: 'sr-only' }, 'Open menu'));
+  const menu = h('aside', { class: 'client-menu', id: 'client-menu', 'aria-label': 'Session menu', hidden: true });
+  main.append(host, overlay, menuBtn, menu);
+
+  const hook: Hook = { state: 0, error: null, transport: '', uuid: null, clipboard: '', client: null, display: null };
+  window.__guacr = hook;
+
+  let client: Guacamole.Client | null = null;
+  let tunnel: Guacamole.Tunnel | null = null;
+  let wsTunnel: Guacamole.Tunnel | null = null;
+  let httpTunnel: Guacamole.Tunnel | null = null;
+  let fit = true;
+  let retryTimer = 0;
+  let resizeTimer = 0;
+  let left = false;
+  let lastError: { code: number; message: string } | null = null;
+
+  // --- status overlay
+  const showOverlay = (kind: 'busy' | 'error' | 'closed', t: string, msg: string, actions: HTMLElement[] = []) => {
+    overlay.hidden = false;
+    overlay.dataset.kind = kind;
+    spinner.hidden = kind !== 'busy';
+    overlayTitle.textContent = t;
+    overlayMsg.textContent = msg;
+    replace(overlayActions, actions);
+    const first = actions[0];
+    if (first) setTimeout(() => first.focus(), 0);
+  };
+  const hideOverlay = () => { overlay.hidden = true; };
+  const reconnectBtn = () => h('button', { type: 'button', class: 'btn btn-primary', id: 'reconnect', onclick: () => start() }, icon('refresh'), 'Reconnect');
+  const leaveBtn = () => backHref ? h('a', { class: 'btn', href: backHref }, 'Back') : null;
+
+  // --- scaling
+  const rescale = () => {
+    if (!client) return;
+    const d = client.getDisplay();
+    const dw = d.getWidth();
+    const dh = d.getHeight();
+    if (!dw || !dh) return;
+    const s = fit ? Math.min(host.clientWidth / dw, host.clientHeight / dh) : 1 / (window.devicePixelRatio || 1);
+    d.scale(Number.isFinite(s) && s > 0 ? s : 1);
+    host.classList.toggle('scroll', !fit);
+  };
+  const optimalSize = () => {
+    const dpr = window.devicePixelRatio || 1;
+    return { w: Math.max(1, Math.floor(host.clientWidth * dpr)), h: Math.max(1, Math.floor(host.clientHeight * dpr)), dpi: Math.round(96 * dpr) };
+  };
+  const onWindowResize = () => {
+    rescale();
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(() => {
+      if (client && hook.state === 3) { const s = optimalSize(); client.sendSize(s.w, s.h); }
+    }, 250);
+  };
+  window.addEventListener('resize', onWindowResize);
+
+  // --- keyboard
+  const kb = ensureKeyboard();
+  const typingInMenu = () => {
+    const a = document.activeElement;
+    return !!a && menu.contains(a) && (a instanceof HTMLInputElement || a instanceof HTMLTextAreaElement || a instanceof HTMLSelectElement);
+  };
+  keySink = {
+    down: (k) => {
+      if (typingInMenu() || !client) return true;
+      client.sendKeyEvent(1, k);
+      return false;
+    },
+    up: (k) => { if (client && !typingInMenu()) client.sendKeyEvent(0, k); },
+  };
+  // Ctrl+Alt+Shift toggles the menu, as in Guacamole's own client.
+  const onKeyDownCapture = (e: KeyboardEvent) => {
+    if (e.ctrlKey && e.altKey && e.shiftKey && (e.key === 'Shift' || e.key === 'Control' || e.key === 'Alt')) toggleMenu();
+    if (e.key === 'Escape' && !menu.hidden && typingInMenu()) { toggleMenu(false); e.stopPropagation(); }
+  };
+  window.addEventListener('keydown', onKeyDownCapture, true);
+
+  // --- clipboard
+  const clipArea = h('textarea', { id: 'clipboard-text', rows: '5', spellcheck: 'false', placeholder: 'Text copied in the session appears here. Type or paste here to send it.' });
+  const sendClipboard = (text: string) => {
+    if (!client) return;
+    const stream = client.createClipboardStream('text/plain');
+    const w = new Guacamole.StringWriter(stream);
+    w.sendText(text);
+    w.sendEnd();
+  };
+
+  // --- menu
+  const info = h('dl', { class: 'kv kv-compact', id: 'connection-info' });
+  const paintInfo = () => {
+    replace(info,
+      h('dt', null, 'Connection'), h('dd', null, title),
+      h('dt', null, 'State'), h('dd', { id: 'info-state' }, STATE_TEXT[hook.state] ?? String(hook.state)),
+      h('dt', null, 'Transport'), h('dd', { id: 'info-transport' }, hook.transport || '—'),
+      h('dt', null, 'Session'), h('dd', { class: 'mono' }, hook.uuid || '—'),
+      client ? [h('dt', null, 'Display'), h('dd', null, `${client.getDisplay().getWidth()}×${client.getDisplay().getHeight()}`)] : null);
+  };
+  const shareOut = h('div', { class: 'share-out', 'aria-live': 'polite' });
+  const makeShare = async (readOnly: boolean) => {
+    if (!hook.uuid) { toast('The session is not connected yet.', 'error'); return; }
+    try {
+      const link = await api.share(hook.uuid, readOnly);
+      const url = new URL(link.url || `/#/share/${encodeURIComponent(link.token)}`, location.origin).toString();
+      const input = h('input', { type: 'text', readonly: true, value: url, class: 'mono', id: readOnly ? 'share-url-ro' : 'share-url-rw', 'aria-label': readOnly ? 'Read-only share link' : 'Full-control share link' });
+      const copy = h('button', { type: 'button', class: 'btn', onclick: async () => { toast((await copyText(url)) ? 'Link copied.' : 'Copy failed: select the link and copy it.'); } }, icon('copy'), 'Copy');
+      replace(shareOut, h('div', { class: 'field' }, h('label', { for: input.id }, readOnly ? 'Read-only link' : 'Full-control link'),
+        h('div', { class: 'input-row' }, input, copy)),
+        link.expires ? h('small', { class: 'hint' }, 'Expires ', new Date(link.expires).toLocaleString()) : null);
+      input.select();
+    } catch (e) {
+      replace(shareOut, h('div', { class: 'alert', role: 'alert' }, (e as Error).message));
+    }
+  };
+  const scaleBox = h('input', { type: 'checkbox', checked: true, id: 'scale-fit' });
+  scaleBox.addEventListener('change', () => { fit = scaleBox.checked; rescale(); });
+  const fullscreen = () => {
+    if (document.fullscreenElement) void document.exitFullscreen();
+    else void main.requestFullscreen?.().catch(() => toast('Fullscreen is not available here.', 'error'));
+  };
+  const sendKeys = (keys: number[]) => {
+    if (!client) return;
+    for (const k of keys) client.sendKeyEvent(1, k);
+    for (const k of [...keys].reverse()) client.sendKeyEvent(0, k);
+  };
+  const disconnect = () => {
+    left = true;
+    window.clearTimeout(retryTimer);
+    client?.disconnect();
+    showOverlay('closed', 'Disconnected', 'You closed this connection.', [reconnectBtn(), leaveBtn()].filter(Boolean) as HTMLElement[]);
+    toggleMenu(false);
+  };
+  clipArea.addEventListener('input', () => { hook.clipboard = clipArea.value; });
+  const clipSend = h('button', { type: 'button', class: 'btn', id: 'clipboard-send', onclick: () => sendClipboard(clipArea.value) }, 'Send to session');
+  clipArea.addEventListener('change', () => sendClipboard(clipArea.value));
+  replace(menu,
+    h('div', { class: 'menu-head' }, h('h2', null, title),
+      h('button', { type: 'button', class: 'btn btn-ghost', 'aria-label': 'Close menu', onclick: () => toggleMenu(false) }, icon('close'))),
+    h('section', { 'aria-labelledby': 'm-keys' }, h('h3', { id: 'm-keys' }, 'Special keys'),
+      h('div', { class: 'key-grid' }, SPECIAL_KEYS.map(([label, keys]) =>
+        h('button', { type: 'button', class: 'btn btn-small', onclick: () => sendKeys(keys) }, label)))),
+    h('section', { 'aria-labelledby': 'm-clip' }, h('h3', { id: 'm-clip' }, 'Clipboard'),
+      field('Shared clipboard', clipArea), h('div', { class: 'actions' }, clipSend)),
+    h('section', { 'aria-labelledby': 'm-display' }, h('h3', { id: 'm-display' }, 'Display'),
+      field('Scale to fit the window', scaleBox),
+      h('button', { type: 'button', class: 'btn', onclick: fullscreen }, icon('fullscreen'), 'Fullscreen')),
+    target.kind === 'connection' && loggedIn && !token ? h('section', { 'aria-labelledby': 'm-share' }, h('h3', { id: 'm-share' }, 'Share this session'),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'btn', id: 'share-ro', onclick: () => void makeShare(true) }, icon('link'), 'Read-only link'),
+        h('button', { type: 'button', class: 'btn', id: 'share-rw', onclick: () => void makeShare(false) }, icon('link'), 'Full-control link')),
+      shareOut) : null,
+    h('section', { 'aria-labelledby': 'm-info' }, h('h3', { id: 'm-info' }, 'Connection'), info,
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'btn btn-danger', id: 'disconnect', onclick: disconnect }, 'Disconnect'),
+        backHref ? h('a', { class: 'btn', href: backHref }, 'Leave') : null)));
+  function toggleMenu(open?: boolean): void {
+    const show = open ?? menu.hidden;
+    menu.hidden = !show;
+    menuBtn.setAttribute('aria-expanded', String(show));
+    kb.reset();
+    if (show) { paintInfo(); (menu.querySelector('button') as HTMLElement | null)?.focus(); }
+    else host.focus();
+  }
+  menuBtn.addEventListener('click', () => toggleMenu());
+
+  // --- connecting
+  function teardown(): void {
+    window.clearTimeout(retryTimer);
+    if (client) {
+      client.onstatechange = null;
+      client.onerror = null;
+      client.onclipboard = null;
+      try { client.disconnect(); } catch { /* already closed */ }
+    }
+    client = null;
+    hook.client = null;
+    hook.display = null;
+    replace(host);
+  }
+
+  let endedFor: Guacamole.Client | null = null;
+  function ended(c: Guacamole.Client): void {
+    if (client !== c || endedFor === c) return;
+    endedFor = c;
+    hook.state = 5;
+    if (left) return;
+    const err = hook.error ?? lastError;
+    const actions = () => [reconnectBtn(), leaveBtn()].filter(Boolean) as HTMLElement[];
+    if (!err) {
+      showOverlay('closed', 'Disconnected', 'The session has ended.', actions());
+      return;
+    }
+    const closed = err.code === 0x020B || err.code === 0x0206;
+    const final = closed || FINAL_CODES.has(err.code);
+    const msg = err.message || 'The connection failed.';
+    const detail = `${msg} (${describeStatus(err.code)}, ${err.code})`;
+    if (final) {
+      showOverlay('error', closed ? 'Session closed' : 'Connection refused', detail, actions());
+      return;
+    }
+    let n = 10;
+    const acts = actions();
+    const tick = () => {
+      if (client !== c || left) return;
+      showOverlay('error', 'Connection lost', `${detail} Reconnecting in ${n} s…`, acts);
+      if (n-- <= 0) start(); else retryTimer = window.setTimeout(tick, 1000);
+    };
+    tick();
+  }
+
+  function start(): void {
+    teardown();
+    left = false;
+    lastError = null;
+    hook.error = null;
+    showOverlay('busy', 'Connecting…', title);
+    const headers: Record<string, string> = {};
+    const csrf = getCsrf();
+    if (csrf) headers['X-CSRF-Token'] = csrf;
+    wsTunnel = new Guacamole.WebSocketTunnel('/tunnel/websocket');
+    httpTunnel = new Guacamole.HTTPTunnel('/tunnel/http', false, headers);
+    tunnel = forced === 'http' ? httpTunnel : forced === 'websocket' ? wsTunnel : new Guacamole.ChainedTunnel(wsTunnel, httpTunnel);
+    const c = new Guacamole.Client(tunnel);
+    client = c;
+    hook.client = c;
+    const display = c.getDisplay();
+    hook.display = display;
+    const el = display.getElement();
+    el.classList.add('display');
+    host.appendChild(el);
+    display.onresize = () => rescale();
+
+    const mouse = new Guacamole.Mouse(el);
+    mouse.onEach(['mousedown', 'mouseup', 'mousemove'], (e) => { host.focus(); c.sendMouseState(e.state, true); });
+    const touch = new Guacamole.Mouse.Touchscreen(el);
+    touch.onEach(['mousedown', 'mouseup', 'mousemove'], (e) => c.sendMouseState(e.state, true));
+
+    tunnel.onuuid = (uuid) => { hook.uuid = uuid; };
+    tunnel.onerror = (status) => {
+      lastError = { code: status.code, message: status.message || '' };
+    };
+    // Tunnel states: 0 connecting, 1 open, 2 closed, 3 unstable.
+    tunnel.onstatechange = (ts) => {
+      host.classList.toggle('unstable', ts === 3);
+      if (ts === 2) ended(c);
+    };
+
+    c.onstatechange = (s) => {
+      if (client !== c) return;
+      hook.state = s;
+      if (s === 3) {
+        hook.transport = wsTunnel?.state === 1 || wsTunnel?.state === 3 ? 'WebSocket'
+          : httpTunnel?.state === 1 || httpTunnel?.state === 3 ? 'HTTP (fallback)' : 'unknown';
+        hook.uuid = tunnel?.uuid || wsTunnel?.uuid || httpTunnel?.uuid || hook.uuid;
+        hideOverlay();
+        rescale();
+        host.focus();
+      } else if (s === 1 || s === 2) {
+        showOverlay('busy', s === 1 ? 'Connecting…' : 'Waiting for the server…', title);
+      } else if (s === 5) {
+        ended(c);
+      }
+      if (!menu.hidden) paintInfo();
+    };
+    c.onerror = (status) => {
+      hook.error = { code: status.code, message: status.message || '' };
+    };
+    c.onclipboard = (stream, mimetype) => {
+      if (!/^text\//.test(mimetype)) return;
+      const reader = new Guacamole.StringReader(stream);
+      let text = '';
+      reader.ontext = (t) => { text += t; };
+      reader.onend = () => { clipArea.value = text; hook.clipboard = text; };
+    };
+
+    const s = optimalSize();
+    connect.set('width', String(s.w));
+    connect.set('height', String(s.h));
+    connect.set('dpi', String(s.dpi));
+    try { connect.set('timezone', Intl.DateTimeFormat().resolvedOptions().timeZone); } catch { /* optional */ }
+    connect.delete('audio'); connect.delete('image'); connect.delete('video');
+    for (const a of Guacamole.AudioPlayer.getSupportedTypes()) connect.append('audio', a);
+    for (const m of ['image/png', 'image/jpeg', 'image/webp']) connect.append('image', m);
+    c.connect(connect.toString());
+  }
+
+  onLeave(() => {
+    left = true;
+    keySink = null;
+    kb.reset();
+    teardown();
+    window.removeEventListener('resize', onWindowResize);
+    window.removeEventListener('keydown', onKeyDownCapture, true);
+    if (window.__guacr === hook) delete window.__guacr;
+  });
+  start();
+}
