@@ -11,6 +11,7 @@
 //! - [`crypto`]: optional encryption at rest (X25519 + AES-256-GCM chunks) and
 //!   `decrypt`.
 //! - [`keylog`]: `guaclog`'s key log and a typed-text view.
+//! - `upload` (feature `s3`): durable upload of finished files to S3-compatible storage.
 //!
 //! Nothing here logs recorded data or key material.
 
@@ -21,6 +22,8 @@ pub mod keylog;
 pub mod settings;
 pub mod tokens;
 pub mod typescript;
+#[cfg(feature = "s3")]
+pub mod upload;
 pub mod writer;
 
 pub use crypto::{DecryptError, KeyError, PrivateKey, PublicKey, decrypt, generate_keypair};

@@ -72,7 +72,7 @@ impl LocalTime {
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-fn civil_from_days(z: i64) -> (i32, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i32, u32, u32) {
     // Howard Hinnant's algorithm.
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
