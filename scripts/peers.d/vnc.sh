@@ -6,7 +6,7 @@
 #   :13  TigerVNC Xvnc 1024x768      127.0.0.1:5903  VNC authentication (GUACR_TEST_VNC_XVNC_AUTH_*)
 #   :14  TigerVNC Xvnc 1920x1080     127.0.0.1:5904  None, for the benchmark (GUACR_TEST_VNC_BENCH_*)
 #
-# Every display runs an xterm (core "fixed" font, 120x40 at +0+0, no cursor blink, a plain
+# Every display runs an xterm (core "fixed" font, 120x40 at +0+0 — full screen on :14 —, no cursor blink, a plain
 # `$ ` prompt) that covers the screen centre, so keyboard focus (PointerRoot, no window
 # manager) lands in it. Xvnc hosts are never blacklisted (wrong-password tests).
 # Called by scripts/test-peers.sh with install|start|stop|status.
@@ -68,12 +68,12 @@ stop_pid() {  # stop_pid NAME
 
 xterm_window() { DISPLAY=:$1 xdotool search --class xterm 2>/dev/null | head -n1; }
 
-start_xterm() {  # start_xterm DISPLAY
-    local d=$1
+start_xterm() {  # start_xterm DISPLAY [GEOMETRY]
+    local d=$1 geometry=${2:-120x40+0+0}
     if pid_alive "xterm$d" && [[ -n $(xterm_window "$d") ]]; then return 0; fi
     stop_pid "xterm$d"
     DISPLAY=:$d spawn "xterm$d" env -u SESSION_MANAGER HOME="$DIR/home" \
-        xterm -fn fixed -geometry 120x40+0+0 -bg white -fg black -xrm 'XTerm*cursorBlink: false' \
+        xterm -fn fixed -geometry "$geometry" -bg white -fg black -xrm 'XTerm*cursorBlink: false' \
         -xrm 'XTerm*selectToClipboard: false' -title "guacr-vnc-$d" \
         -e env PS1='$ ' TERM=xterm bash --norc --noprofile
     wait_until "xterm on :$d" "xterm$d" bash -c "[[ -n \$(DISPLAY=:$d xdotool search --class xterm 2>/dev/null) ]]"
@@ -109,8 +109,8 @@ start_xvfb_x11vnc() {
     fi
 }
 
-start_xvnc() {  # start_xvnc DISPLAY PORT GEOMETRY SECURITY
-    local d=$1 port=$2 geometry=$3 sec=$4 extra=()
+start_xvnc() {  # start_xvnc DISPLAY PORT GEOMETRY SECURITY [XTERM_GEOMETRY]
+    local d=$1 port=$2 geometry=$3 sec=$4 xgeometry=${5:-} extra=()
     if [[ $sec == VncAuth ]]; then
         echo "$XVNC_PASS" | vncpasswd -f >"$DIR/xvnc$d.passwd"
         chmod 600 "$DIR/xvnc$d.passwd"
@@ -124,7 +124,7 @@ start_xvnc() {  # start_xvnc DISPLAY PORT GEOMETRY SECURITY
             -BlacklistThreshold=1000000 -BlacklistTimeout=0 -AcceptSetDesktopSize=1
         wait_until "Xvnc :$d on $HOST:$port" "xvnc$d" bash -c "timeout 2 bash -c 'exec 3<>/dev/tcp/$HOST/$port' 2>/dev/null && DISPLAY=:$d timeout 3 xdpyinfo >/dev/null 2>&1"
     fi
-    start_xterm "$d"
+    start_xterm "$d" $xgeometry
 }
 
 cmd_start() {
@@ -133,7 +133,7 @@ cmd_start() {
     start_xvfb_x11vnc
     start_xvnc 12 5902 1024x768 None
     start_xvnc 13 5903 1024x768 VncAuth
-    start_xvnc 14 5904 1920x1080 None
+    start_xvnc 14 5904 1920x1080 None 318x82+0+0
     log "up: x11vnc $HOST:5901 (:11), Xvnc $HOST:5902 (:12, None), $HOST:5903 (:13, VncAuth), $HOST:5904 (:14, 1920x1080)"
     mkdir -p "$STATE/env.d"
     {

@@ -326,6 +326,13 @@ pub fn builtin_protocols(config: &Config) -> Vec<Arc<dyn Protocol>> {
         console: console_options(config),
         connect_timeout: None,
     }));
+    #[cfg(feature = "vnc")]
+    v.push(Arc::new(guacr_vnc::Vnc {
+        frame_interval: Some(Duration::from_millis(
+            config.session.frame_interval_ms.max(1),
+        )),
+        ..Default::default()
+    }));
     v
 }
 

@@ -1,0 +1,963 @@
+//! The `vnc` protocol through the real daemon, against real VNC servers
+//! started by `scripts/test-peers.sh start` (scripts/peers.d/vnc.sh):
+//! Xvfb + x11vnc (VNC authentication) and TigerVNC Xvnc (None and VNC
+//! authentication), each showing an xterm. The X server's own screenshot
+//! (`xwd`) is the reference picture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{TestDaemon, client_info, refused_port};
+use guacr_testkit::GuacClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const T: Duration = Duration::from_secs(20);
+
+// ------------------------------------------------------------------ peers
+
+#[derive(Debug, Clone)]
+struct VncPeers {
+    host: String,
+    x11vnc: Server,
+    xvnc_none: Server,
+    xvnc_auth: Server,
+}
+
+#[derive(Debug, Clone)]
+struct Server {
+    name: &'static str,
+    port: String,
+    password: Option<String>,
+    display: String,
+    /// Serialises the tests that type into, resize or click on this display.
+    lock: &'static tokio::sync::Mutex<()>,
+}
+
+fn peers() -> &'static VncPeers {
+    static P: OnceLock<VncPeers> = OnceLock::new();
+    static LOCKS: [tokio::sync::Mutex<()>; 3] = [
+        tokio::sync::Mutex::const_new(()),
+        tokio::sync::Mutex::const_new(()),
+        tokio::sync::Mutex::const_new(()),
+    ];
+    P.get_or_init(|| {
+        let var = |k: &str| -> String {
+            guacr_testkit::peers::var(k).unwrap_or_else(|| {
+                panic!(
+                    "{k} is not set: start the VNC test peers with \
+                     `scripts/test-peers.sh install && scripts/test-peers.sh start` \
+                     (plug-in scripts/peers.d/vnc.sh)"
+                )
+            })
+        };
+        VncPeers {
+            host: var("GUACR_TEST_VNC_HOST"),
+            x11vnc: Server {
+                name: "x11vnc",
+                port: var("GUACR_TEST_VNC_X11VNC_PORT"),
+                password: Some(var("GUACR_TEST_VNC_X11VNC_PASSWORD")),
+                display: var("GUACR_TEST_VNC_X11VNC_DISPLAY"),
+                lock: &LOCKS[0],
+            },
+            xvnc_none: Server {
+                name: "Xvnc (None)",
+                port: var("GUACR_TEST_VNC_XVNC_NONE_PORT"),
+                password: None,
+                display: var("GUACR_TEST_VNC_XVNC_NONE_DISPLAY"),
+                lock: &LOCKS[1],
+            },
+            xvnc_auth: Server {
+                name: "Xvnc (VncAuth)",
+                port: var("GUACR_TEST_VNC_XVNC_AUTH_PORT"),
+                password: Some(var("GUACR_TEST_VNC_XVNC_AUTH_PASSWORD")),
+                display: var("GUACR_TEST_VNC_XVNC_AUTH_DISPLAY"),
+                lock: &LOCKS[2],
+            },
+        }
+    })
+}
+
+fn all_servers() -> [&'static Server; 3] {
+    let p = peers();
+    [&p.x11vnc, &p.xvnc_none, &p.xvnc_auth]
+}
+
+/// Connects to `server` through the daemon (its password, `extra` overriding).
+async fn vnc_session(
+    d: &TestDaemon,
+    server: &Server,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<GuacClient<TcpStream>> {
+    let p = peers();
+    let mut params: Vec<(&str, &str)> =
+        vec![("hostname", p.host.as_str()), ("port", server.port.as_str())];
+    if let Some(pw) = &server.password {
+        params.push(("password", pw));
+    }
+    for (k, v) in extra {
+        params.retain(|(n, _)| n != k);
+        params.push((k, v));
+    }
+    let mut c = d.client().await;
+    c.handshake("vnc", &client_info(1024, 768), &params).await?;
+    Ok(c)
+}
+
+// ------------------------------------------------------------------ X side
+
+fn x_command(display: &str, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .env("DISPLAY", display)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e} (install the VNC peers)"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} on {display} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The X server's own picture of the whole screen (`xwd -root`), as RGBA.
+fn x_screenshot(display: &str) -> (u32, u32, Vec<u8>) {
+    let out = Command::new("xwd")
+        .args(["-root", "-silent", "-display", display])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running xwd (x11-apps)");
+    assert!(out.status.success(), "xwd failed on {display}");
+    parse_xwd(&out.stdout).unwrap_or_else(|e| panic!("parsing xwd output: {e}"))
+}
+
+/// Parses an XWD (X Window Dump, version 7) image of a TrueColor visual
+/// with 24 or 32 bits per pixel.
+fn parse_xwd(data: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    let field = |i: usize| -> Result<u32, String> {
+        data.get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| "truncated header".to_owned())
+    };
+    let header_size = field(0)? as usize;
+    if field(1)? != 7 {
+        return Err(format!("XWD version {} (want 7)", field(1)?));
+    }
+    if field(2)? != 2 {
+        return Err("not a ZPixmap".into());
+    }
+    let (width, height) = (field(4)?, field(5)?);
+    let byte_order = field(7)?; // 0 = LSBFirst
+    let bpp = field(11)?;
+    let bytes_per_line = field(12)? as usize;
+    let (rmask, gmask, bmask) = (field(14)?, field(15)?, field(16)?);
+    let ncolors = field(19)? as usize;
+    if bpp != 32 && bpp != 24 {
+        return Err(format!("{bpp} bits per pixel"));
+    }
+    let start = header_size + ncolors * 12;
+    let bytes_pp = (bpp / 8) as usize;
+    let pixels = data
+        .get(start..start + bytes_per_line * height as usize)
+        .ok_or("truncated pixel data")?;
+    let channel = |v: u32, mask: u32| -> u8 {
+        if mask == 0 {
+            return 0;
+        }
+        let shift = mask.trailing_zeros();
+        let bits = (mask >> shift).count_ones();
+        let raw = (v & mask) >> shift;
+        ((raw * 255) / ((1u32 << bits) - 1)) as u8
+    };
+    let mut rgba = Vec::with_capacity(width as usize * height as usize * 4);
+    for row in pixels.chunks_exact(bytes_per_line) {
+        for px in row[..width as usize * bytes_pp].chunks_exact(bytes_pp) {
+            let mut v = 0u32;
+            if byte_order == 0 {
+                for (i, b) in px.iter().enumerate() {
+                    v |= u32::from(*b) << (8 * i);
+                }
+            } else {
+                for b in px {
+                    v = (v << 8) | u32::from(*b);
+                }
+            }
+            rgba.extend_from_slice(&[channel(v, rmask), channel(v, gmask), channel(v, bmask), 255]);
+        }
+    }
+    Ok((width, height, rgba))
+}
+
+/// Pixels that differ between two RGBA pictures (by more than `tolerance`
+/// on some channel), with the first few listed.
+fn diff(a: (u32, u32, &[u8]), b: (u32, u32, &[u8]), tolerance: u8) -> Result<(), String> {
+    if (a.0, a.1) != (b.0, b.1) {
+        return Err(format!("sizes differ: {}x{} vs {}x{}", a.0, a.1, b.0, b.1));
+    }
+    let mut count = 0usize;
+    let mut first = Vec::new();
+    for (i, (pa, pb)) in a.2.chunks_exact(4).zip(b.2.chunks_exact(4)).enumerate() {
+        let differs = pa[..3]
+            .iter()
+            .zip(&pb[..3])
+            .any(|(x, y)| x.abs_diff(*y) > tolerance);
+        if differs {
+            count += 1;
+            if first.len() < 5 {
+                let (x, y) = (i as u32 % a.0, i as u32 / a.0);
+                first.push(format!("({x},{y}): {:?} vs {:?}", &pa[..3], &pb[..3]));
+            }
+        }
+    }
+    if count == 0 {
+        Ok(())
+    } else {
+        Err(format!("{count} pixels differ, e.g. {}", first.join(", ")))
+    }
+}
+
+/// Waits until the display rebuilt from the instruction stream equals the
+/// X server's screenshot (after `map` is applied to the screenshot).
+async fn wait_matches_screen(
+    c: &mut GuacClient<TcpStream>,
+    display: &str,
+    tolerance: u8,
+    map: impl Fn(&mut [u8]),
+) -> Result<(), String> {
+    let deadline = Instant::now() + T;
+    loop {
+        let _ = c.drain(Duration::from_millis(300)).await;
+        let (w, h, mut x) = x_screenshot(display);
+        map(&mut x);
+        let (gw, gh, g) = c.display().screenshot();
+        let result = diff((gw, gh, &g), (w, h, &x), tolerance);
+        if result.is_ok() || Instant::now() >= deadline || c.state().closed {
+            if result.is_err() {
+                let _ = c.display().save_png(std::env::temp_dir().join("guacr-vnc-mismatch.png"));
+            }
+            return result.map_err(|e| format!("{e}; {}", c.state().summary()));
+        }
+    }
+}
+
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A scratch file the xterm's shell (running as root) can write.
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("guacr-vnc-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(unique(tag));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+async fn wait_file(path: &std::path::Path, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with('\n')
+        {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Keeps a clipboard owner (`xclip -quiet`) alive until dropped.
+struct Selection(Child);
+
+impl Selection {
+    fn set(display: &str, selection: &str, text: &str) -> Selection {
+        use std::io::Write;
+        let mut child = Command::new("xclip")
+            .args(["-quiet", "-selection", selection])
+            .env("DISPLAY", display)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xclip");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        Selection(child)
+    }
+}
+
+impl Drop for Selection {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_selection(display: &str, selection: &str) -> Option<String> {
+    let out = Command::new("xclip")
+        .args(["-o", "-selection", selection])
+        .env("DISPLAY", display)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn screen_size(display: &str) -> (u32, u32) {
+    let info = x_command(display, "xdpyinfo", &[]);
+    let dims = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dimensions:"))
+        .expect("dimensions in xdpyinfo");
+    let wh = dims.split_whitespace().next().unwrap();
+    let (w, h) = wh.split_once('x').unwrap();
+    (w.parse().unwrap(), h.parse().unwrap())
+}
+
+fn mouse_location(display: &str) -> (i32, i32) {
+    let out = x_command(display, "xdotool", &["getmouselocation", "--shell"]);
+    let get = |k: &str| -> i32 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (get("X="), get("Y="))
+}
+
+// ------------------------------------------------------------------ tests
+
+/// Every server: connect, get the first frame with the desktop's size.
+#[tokio::test]
+async fn connects_to_every_server() {
+    let d = TestDaemon::start().await;
+    for server in all_servers() {
+        let mut c = vnc_session(&d, server, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:#}", server.name));
+        let (w, h) = screen_size(&server.display);
+        c.wait_for(T, |disp, _| disp.width() == w && disp.height() == h)
+            .await
+            .unwrap_or_else(|e| panic!("{}: no {w}x{h} display: {e:#}", server.name));
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// `force-lossless=true`: the display rebuilt from the instruction stream is
+/// the X server's own picture, pixel for pixel, on every server.
+#[tokio::test]
+async fn lossless_display_equals_the_x_screenshot() {
+    let d = TestDaemon::start().await;
+    for server in all_servers() {
+        let _g = server.lock.lock().await;
+        let mut c = vnc_session(&d, server, &[("force-lossless", "true")])
+            .await
+            .unwrap();
+        wait_matches_screen(&mut c, &server.display, 0, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", server.name));
+        assert!(c.state().count("img") > 0, "{}: images were sent", server.name);
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// Typing reaches the xterm's shell (the command's output lands in a file)
+/// and the echoed text is on the rebuilt display exactly as on the X screen.
+#[tokio::test]
+async fn typing_reaches_the_xterm() {
+    let d = TestDaemon::start().await;
+    for server in all_servers() {
+        let _g = server.lock.lock().await;
+        let mut c = vnc_session(&d, server, &[("force-lossless", "true")])
+            .await
+            .unwrap();
+        wait_matches_screen(&mut c, &server.display, 0, |_| {})
+            .await
+            .unwrap();
+        let before = c.display().screenshot();
+        // Keyboard focus follows the pointer (no window manager): keep it on the xterm.
+        c.send_mouse(300, 200, 0).await.unwrap();
+        let file = scratch("typed");
+        let word = unique("hello-vnc");
+        c.type_text(&format!("echo {word} > {}\n", file.display()))
+            .await
+            .unwrap();
+        let got = wait_file(&file, T).await;
+        assert_eq!(
+            got.as_deref(),
+            Some(format!("{word}\n").as_str()),
+            "{}: typed command ran",
+            server.name
+        );
+        wait_matches_screen(&mut c, &server.display, 0, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{}: after typing: {e}", server.name));
+        assert_ne!(before.2, c.display().screenshot().2, "{}: the display changed", server.name);
+        // Clean the terminal for the next test.
+        c.type_text("clear\n").await.unwrap();
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// Pointer motion moves the X pointer; a middle click pastes the PRIMARY
+/// selection into the xterm at the pointer (so the click landed).
+#[tokio::test]
+async fn pointer_moves_and_clicks_land() {
+    let d = TestDaemon::start().await;
+    for server in all_servers() {
+        let _g = server.lock.lock().await;
+        let mut c = vnc_session(&d, server, &[]).await.unwrap();
+        c.wait_for_frame(T).await.unwrap();
+        c.send_mouse(123, 234, 0).await.unwrap();
+        let deadline = Instant::now() + T;
+        while mouse_location(&server.display) != (123, 234) {
+            assert!(
+                Instant::now() < deadline,
+                "{}: pointer at {:?}, want (123, 234)",
+                server.name,
+                mouse_location(&server.display)
+            );
+            let _ = c.drain(Duration::from_millis(50)).await;
+        }
+        let file = scratch("clicked");
+        let _sel = Selection::set(
+            &server.display,
+            "primary",
+            &format!("echo clicked > {}\n", file.display()),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.send_mouse(300, 200, 0).await.unwrap();
+        c.send_mouse(300, 200, 2).await.unwrap();
+        c.send_mouse(300, 200, 0).await.unwrap();
+        assert_eq!(
+            wait_file(&file, T).await.as_deref(),
+            Some("clicked\n"),
+            "{}: the middle click pasted into the xterm",
+            server.name
+        );
+        c.type_text("clear\n").await.unwrap();
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// Wrong password → 769 with the server's reason, on both servers with VNC
+/// authentication; the password never appears in the message.
+#[tokio::test]
+async fn wrong_password_is_769() {
+    let d = TestDaemon::start().await;
+    let p = peers();
+    for server in [&p.x11vnc, &p.xvnc_auth] {
+        let mut c = vnc_session(&d, server, &[("password", "wrongpw!")])
+            .await
+            .unwrap();
+        c.wait_for_close(T).await.unwrap();
+        let e = c.state().last_error().expect("an error").clone();
+        assert_eq!(e.status, 769, "{}: {e:?}", server.name);
+        assert!(!e.message.contains("wrongpw"), "{e:?}");
+        assert!(e.message.contains("authentication"), "{e:?}");
+    }
+}
+
+/// Nothing listening → 519; the daemon keeps serving.
+#[tokio::test]
+async fn refused_is_519() {
+    let d = TestDaemon::start().await;
+    let p = peers();
+    let port = refused_port();
+    let mut c = d.client().await;
+    c.handshake(
+        "vnc",
+        &client_info(800, 600),
+        &[("hostname", &p.host), ("port", &port)],
+    )
+    .await
+    .unwrap();
+    c.wait_for_close(T).await.unwrap();
+    assert_eq!(c.state().last_error().map(|e| e.status), Some(519));
+    // Another session still works.
+    let mut c = vnc_session(&d, &p.xvnc_none, &[]).await.unwrap();
+    c.wait_for_frame(T).await.unwrap();
+}
+
+/// Clipboard from the X server (the CLIPBOARD selection) reaches the
+/// client, and the client's clipboard becomes the X selection.
+#[tokio::test]
+async fn clipboard_goes_both_ways() {
+    let d = TestDaemon::start().await;
+    for server in all_servers() {
+        let _g = server.lock.lock().await;
+        let mut c = vnc_session(&d, server, &[]).await.unwrap();
+        c.wait_for_frame(T).await.unwrap();
+        let text = unique("from-x héllo");
+        let _sel = Selection::set(&server.display, "clipboard", &text);
+        c.wait_until(T, |s| s.last_clipboard() == Some(text.as_str()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: server clipboard: {e:#}", server.name));
+        drop(_sel);
+        let text = unique("to-x héllo");
+        c.send_clipboard(&text).await.unwrap();
+        let deadline = Instant::now() + T;
+        loop {
+            let got = read_selection(&server.display, "clipboard");
+            if got.as_deref() == Some(text.as_str()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: X clipboard is {got:?}, want {text:?}",
+                server.name
+            );
+            let _ = c.drain(Duration::from_millis(100)).await;
+        }
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// `clipboard-encoding=UTF-8` sends UTF-8 bytes as cut text: a server that
+/// reads cut text as Latin-1 (Xvnc, per RFB) shows the two-byte sequence.
+#[tokio::test]
+async fn clipboard_encoding_is_applied() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xvnc_none;
+    let _g = server.lock.lock().await;
+    let mut c = vnc_session(&d, server, &[("clipboard-encoding", "UTF-8")])
+        .await
+        .unwrap();
+    c.wait_for_frame(T).await.unwrap();
+    let tag = unique("enc");
+    c.send_clipboard(&format!("{tag} é")).await.unwrap();
+    let want = format!("{tag} \u{c3}\u{a9}");
+    let deadline = Instant::now() + T;
+    while read_selection(&server.display, "clipboard").as_deref() != Some(want.as_str()) {
+        assert!(Instant::now() < deadline, "X clipboard never became {want:?}");
+        let _ = c.drain(Duration::from_millis(100)).await;
+    }
+}
+
+/// `disable-copy` / `disable-paste` block each direction.
+#[tokio::test]
+async fn disable_copy_and_paste() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xvnc_none;
+    let _g = server.lock.lock().await;
+    let mut c = vnc_session(
+        &d,
+        server,
+        &[("disable-copy", "true"), ("disable-paste", "true")],
+    )
+    .await
+    .unwrap();
+    c.wait_for_frame(T).await.unwrap();
+    let before = read_selection(&server.display, "clipboard");
+    let pasted = unique("blocked-paste");
+    c.send_clipboard(&pasted).await.unwrap();
+    let copied = unique("blocked-copy");
+    let sel = Selection::set(&server.display, "clipboard", &copied);
+    c.drain(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(c.state().count("clipboard"), 0, "no clipboard to the client");
+    drop(sel);
+    let after = read_selection(&server.display, "clipboard");
+    assert_ne!(after.as_deref(), Some(pasted.as_str()), "before: {before:?}");
+    assert!(!c.state().closed);
+}
+
+/// `read-only`: keys and clicks are not sent.
+#[tokio::test]
+async fn read_only_sends_no_input() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xvnc_none;
+    let _g = server.lock.lock().await;
+    let mut c = vnc_session(&d, server, &[("read-only", "true")])
+        .await
+        .unwrap();
+    c.wait_for_frame(T).await.unwrap();
+    c.send_mouse(321, 211, 0).await.unwrap();
+    let file = scratch("read-only");
+    c.type_text(&format!("echo no > {}\n", file.display()))
+        .await
+        .unwrap();
+    c.drain(Duration::from_secs(2)).await.unwrap();
+    assert!(!file.exists(), "typed input reached the server");
+    assert_ne!(mouse_location(&server.display), (321, 211));
+    assert!(!c.state().closed);
+}
+
+/// A joiner gets a full repaint equal to the X screen; both keep updating.
+#[tokio::test]
+async fn joiner_gets_the_full_picture() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xvnc_auth;
+    let _g = server.lock.lock().await;
+    let p = peers();
+    let mut params: Vec<(&str, &str)> = vec![
+        ("hostname", p.host.as_str()),
+        ("port", server.port.as_str()),
+        ("force-lossless", "true"),
+    ];
+    if let Some(pw) = &server.password {
+        params.push(("password", pw));
+    }
+    let mut owner = d.client().await;
+    let id = owner
+        .handshake("vnc", &client_info(1024, 768), &params)
+        .await
+        .unwrap();
+    wait_matches_screen(&mut owner, &server.display, 0, |_| {})
+        .await
+        .unwrap();
+    let mut joiner = d.client().await;
+    joiner
+        .handshake(&id, &client_info(1024, 768), &[])
+        .await
+        .unwrap();
+    wait_matches_screen(&mut joiner, &server.display, 0, |_| {})
+        .await
+        .unwrap();
+    // A change made by the owner reaches both.
+    owner.send_mouse(300, 200, 0).await.unwrap();
+    owner.type_text("echo joined-view\n").await.unwrap();
+    let _ = owner.drain(Duration::from_millis(500)).await;
+    wait_matches_screen(&mut joiner, &server.display, 0, |_| {})
+        .await
+        .unwrap();
+    wait_matches_screen(&mut owner, &server.display, 0, |_| {})
+        .await
+        .unwrap();
+    owner.type_text("clear\n").await.unwrap();
+    let _ = owner.drain(Duration::from_millis(300)).await;
+}
+
+/// Xvnc (ExtendedDesktopSize): the owner's `size` resizes the remote desktop.
+#[tokio::test]
+async fn resize_follows_the_owner_on_xvnc() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xvnc_none;
+    let _g = server.lock.lock().await;
+    let original = screen_size(&server.display);
+    let mut c = vnc_session(&d, server, &[("force-lossless", "true")])
+        .await
+        .unwrap();
+    c.wait_for_frame(T).await.unwrap();
+    c.send_size(800, 600).await.unwrap();
+    let resized = c
+        .wait_for(T, |disp, _| disp.width() == 800 && disp.height() == 600)
+        .await;
+    let x_size = screen_size(&server.display);
+    // Put the shared desktop back whatever happened.
+    c.send_size(original.0, original.1).await.unwrap();
+    let restored = c
+        .wait_for(T, |disp, _| {
+            (disp.width(), disp.height()) == original
+        })
+        .await;
+    resized.unwrap();
+    assert_eq!(x_size, (800, 600), "the X screen was resized");
+    restored.unwrap();
+    wait_matches_screen(&mut c, &server.display, 0, |_| {})
+        .await
+        .unwrap();
+}
+
+/// x11vnc cannot resize: the request is ignored, the session goes on.
+#[tokio::test]
+async fn resize_is_ignored_where_unsupported() {
+    let d = TestDaemon::start().await;
+    let server = &peers().x11vnc;
+    let _g = server.lock.lock().await;
+    let original = screen_size(&server.display);
+    let mut c = vnc_session(&d, server, &[]).await.unwrap();
+    c.wait_for(T, |disp, _| (disp.width(), disp.height()) == original)
+        .await
+        .unwrap();
+    c.send_size(800, 600).await.unwrap();
+    c.drain(Duration::from_secs(1)).await.unwrap();
+    assert!(!c.state().closed, "{}", c.state().summary());
+    assert_eq!((c.display().width(), c.display().height()), original);
+    assert_eq!(screen_size(&server.display), original);
+    c.send_mouse(10, 10, 0).await.unwrap();
+    c.drain(Duration::from_millis(300)).await.unwrap();
+    assert!(!c.state().closed);
+}
+
+// ------------------------------------------------------------------ broken servers
+
+/// A one-shot TCP server on loopback running `script` on the accepted socket.
+async fn one_shot_server<F, Fut>(script: F) -> String
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        if let Ok((sock, _)) = listener.accept().await {
+            script(sock).await;
+        }
+    });
+    port.to_string()
+}
+
+/// The server side of an RFB 3.8 handshake with security None, announcing a
+/// `width`×`height` desktop (32 bpp, depth 24, little-endian true colour).
+async fn serve_handshake(s: &mut TcpStream, width: u16, height: u16) -> std::io::Result<()> {
+    s.write_all(b"RFB 003.008\n").await?;
+    let mut version = [0u8; 12];
+    s.read_exact(&mut version).await?;
+    s.write_all(&[1, 1]).await?; // one security type: None
+    let mut chosen = [0u8; 1];
+    s.read_exact(&mut chosen).await?;
+    s.write_all(&0u32.to_be_bytes()).await?; // SecurityResult OK
+    let mut shared = [0u8; 1];
+    s.read_exact(&mut shared).await?;
+    let mut init = Vec::new();
+    init.extend_from_slice(&width.to_be_bytes());
+    init.extend_from_slice(&height.to_be_bytes());
+    init.extend_from_slice(&[32, 24, 0, 1]); // bpp, depth, big-endian=0, true colour
+    init.extend_from_slice(&255u16.to_be_bytes());
+    init.extend_from_slice(&255u16.to_be_bytes());
+    init.extend_from_slice(&255u16.to_be_bytes());
+    init.extend_from_slice(&[16, 8, 0, 0, 0, 0]);
+    init.extend_from_slice(&4u32.to_be_bytes());
+    init.extend_from_slice(b"fake");
+    s.write_all(&init).await
+}
+
+async fn expect_error(d: &TestDaemon, port: &str) -> guacr_testkit::ServerError {
+    let mut c = d.client().await;
+    c.handshake(
+        "vnc",
+        &client_info(800, 600),
+        &[("hostname", "127.0.0.1"), ("port", port)],
+    )
+    .await
+    .unwrap();
+    c.wait_for_close(T).await.unwrap();
+    c.state()
+        .last_error()
+        .cloned()
+        .unwrap_or_else(|| panic!("no error; {}", c.state().summary()))
+}
+
+#[tokio::test]
+async fn garbage_server_is_515() {
+    let d = TestDaemon::start().await;
+    let port = one_shot_server(|mut s| async move {
+        let _ = s
+            .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            .await;
+        let mut sink = [0u8; 64];
+        let _ = s.read(&mut sink).await;
+    })
+    .await;
+    let e = expect_error(&d, &port).await;
+    assert_eq!(e.status, 515, "{e:?}");
+    assert!(!e.message.is_empty());
+}
+
+#[tokio::test]
+async fn junk_after_the_handshake_is_515() {
+    let d = TestDaemon::start().await;
+    let port = one_shot_server(|mut s| async move {
+        if serve_handshake(&mut s, 640, 480).await.is_ok() {
+            // Message type 0x77 does not exist.
+            let _ = s.write_all(&[0x77; 64]).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    })
+    .await;
+    let e = expect_error(&d, &port).await;
+    assert_eq!(e.status, 515, "{e:?}");
+}
+
+#[tokio::test]
+async fn server_closing_mid_frame_is_515() {
+    let d = TestDaemon::start().await;
+    let port = one_shot_server(|mut s| async move {
+        if serve_handshake(&mut s, 640, 480).await.is_ok() {
+            let mut update = vec![0u8, 0, 0, 1]; // FramebufferUpdate, 1 rectangle
+            for v in [0u16, 0, 100, 100] {
+                update.extend_from_slice(&v.to_be_bytes());
+            }
+            update.extend_from_slice(&0i32.to_be_bytes()); // Raw
+            update.extend_from_slice(&[0x80; 1000]); // 250 of 10000 pixels
+            let _ = s.write_all(&update).await;
+        }
+    })
+    .await;
+    let e = expect_error(&d, &port).await;
+    assert_eq!(e.status, 515, "{e:?}");
+}
+
+#[tokio::test]
+async fn absurd_desktop_sizes_are_refused() {
+    let d = TestDaemon::start().await;
+    for (w, h) in [(0u16, 0u16), (65535, 65535), (1, 0)] {
+        let port = one_shot_server(move |mut s| async move {
+            let _ = serve_handshake(&mut s, w, h).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        })
+        .await;
+        let e = expect_error(&d, &port).await;
+        assert_eq!(e.status, 515, "{w}x{h}: {e:?}");
+        assert!(e.message.contains("size"), "{w}x{h}: {e:?}");
+    }
+}
+
+// ------------------------------------------------------------------ own Xvnc
+
+/// A private Xvnc on a free display and port, killed when dropped.
+struct OwnXvnc {
+    child: Child,
+    port: String,
+}
+
+impl OwnXvnc {
+    fn start(extra: &[&str]) -> OwnXvnc {
+        let port = common::closed_port();
+        let display = (40..90)
+            .find(|n| {
+                !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                    && !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                    && std::net::TcpListener::bind(("127.0.0.1", 6000 + *n as u16)).is_ok()
+            })
+            .expect("a free X display number");
+        let _ = std::fs::remove_file(format!("/tmp/.X{display}-lock"));
+        let child = Command::new("Xvnc")
+            .arg(format!(":{display}"))
+            .args(["-geometry", "640x480", "-depth", "24", "-rfbport", &port])
+            .args(["-interface", "127.0.0.1", "-localhost", "-nolisten", "tcp"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvnc (tigervnc-standalone-server; install the VNC peers)");
+        OwnXvnc { child, port }
+    }
+
+    async fn wait_listening(&self) {
+        for _ in 0..100 {
+            if TcpStream::connect(format!("127.0.0.1:{}", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("Xvnc did not listen on {}", self.port);
+    }
+}
+
+impl Drop for OwnXvnc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The VNC server dies mid-session: an error, then a clean close.
+#[tokio::test]
+async fn server_gone_mid_session_is_an_error() {
+    let d = TestDaemon::start().await;
+    let mut x = OwnXvnc::start(&["-SecurityTypes", "None"]);
+    x.wait_listening().await;
+    let mut c = d.client().await;
+    c.handshake(
+        "vnc",
+        &client_info(800, 600),
+        &[("hostname", "127.0.0.1"), ("port", &x.port)],
+    )
+    .await
+    .unwrap();
+    c.wait_for(T, |disp, _| disp.width() == 640).await.unwrap();
+    x.child.kill().unwrap();
+    c.wait_for_close(T).await.unwrap();
+    let e = c.state().last_error().cloned().expect("an error");
+    assert_eq!(e.status, 515, "{e:?}");
+    assert_eq!(c.state().count("disconnect"), 1);
+}
+
+/// `autoretry`: a server that comes up after the first attempts is reached.
+#[tokio::test]
+async fn autoretry_reaches_a_late_server() {
+    let d = TestDaemon::start().await;
+    let port = common::closed_port();
+    let mut c = d.client().await;
+    c.handshake(
+        "vnc",
+        &client_info(800, 600),
+        &[("hostname", "127.0.0.1"), ("port", &port), ("autoretry", "10")],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The same port, now served.
+    let display = (40..90)
+        .rev()
+        .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
+        .unwrap();
+    let mut child = Command::new("Xvnc")
+        .arg(format!(":{display}"))
+        .args(["-geometry", "320x200", "-depth", "24", "-rfbport", &port])
+        .args(["-interface", "127.0.0.1", "-SecurityTypes", "None", "-nolisten", "tcp"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvnc");
+    let r = c.wait_for(T, |disp, _| disp.width() == 320).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    r.unwrap();
+}
+
+/// VeNCrypt X509None: the socket is upgraded to TLS (certificate not
+/// verified, like guacd), then the desktop arrives.
+#[tokio::test]
+async fn vencrypt_tls() {
+    let dir = std::env::temp_dir().join(unique("guacr-vnc-tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = common::make_cert(&dir, "xvnc");
+    let d = TestDaemon::start().await;
+    let x = OwnXvnc::start(&[
+        "-SecurityTypes",
+        "X509None",
+        "-X509Cert",
+        cert.to_str().unwrap(),
+        "-X509Key",
+        key.to_str().unwrap(),
+    ]);
+    x.wait_listening().await;
+    let mut c = d.client().await;
+    c.handshake(
+        "vnc",
+        &client_info(800, 600),
+        &[("hostname", "127.0.0.1"), ("port", &x.port)],
+    )
+    .await
+    .unwrap();
+    c.wait_for(T, |disp, _| disp.width() == 640 && disp.height() == 480)
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
