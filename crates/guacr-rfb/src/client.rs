@@ -10,9 +10,8 @@ use crate::decode::{
 };
 use crate::pixel::Converter;
 use crate::{
-    Event, MAX_CURSOR, MAX_DIMENSION, MAX_REASON, PixelFormat, PixelFormatRequest,
-    ProtocolVersion, ResizeReason, ResizeStatus, RfbConfig, RfbError, Screen, Security,
-    vnc_auth_response,
+    Event, MAX_CURSOR, MAX_DIMENSION, MAX_REASON, PixelFormat, PixelFormatRequest, ProtocolVersion,
+    ResizeReason, ResizeStatus, RfbConfig, RfbError, Screen, Security, vnc_auth_response,
 };
 
 /// Largest reason string / name accepted on the wire (longer is an error).
@@ -259,9 +258,9 @@ impl RfbClient {
     pub fn eof(&mut self) -> RfbError {
         let e = match &self.state {
             State::Done => RfbError::Closed,
-            State::SecResult => RfbError::AuthFailed(
-                "the server closed the connection after authentication".into(),
-            ),
+            State::SecResult => {
+                RfbError::AuthFailed("the server closed the connection after authentication".into())
+            }
             State::Message | State::CutText { .. } if self.inbuf.is_empty() => {
                 if matches!(self.state, State::Message) {
                     RfbError::Closed
@@ -343,10 +342,8 @@ impl RfbClient {
                 match (u, p) {
                     (Some(u), Some(p)) => {
                         let (u, p) = (u.as_bytes(), p.as_bytes());
-                        self.out
-                            .extend_from_slice(&(u.len() as u32).to_be_bytes());
-                        self.out
-                            .extend_from_slice(&(p.len() as u32).to_be_bytes());
+                        self.out.extend_from_slice(&(u.len() as u32).to_be_bytes());
+                        self.out.extend_from_slice(&(p.len() as u32).to_be_bytes());
                         self.out.extend_from_slice(u);
                         self.out.extend_from_slice(p);
                         self.state = State::SecResult;
@@ -410,7 +407,8 @@ impl RfbClient {
         let len = latin1.len().min(u32::MAX as usize);
         self.out.extend_from_slice(&[6, 0, 0, 0]);
         self.out.extend_from_slice(&(len as u32).to_be_bytes());
-        self.out.extend_from_slice(latin1.get(..len).unwrap_or(latin1));
+        self.out
+            .extend_from_slice(latin1.get(..len).unwrap_or(latin1));
     }
 
     /// Asks the server to resize the desktop (SetDesktopSize, one screen).
@@ -605,9 +603,10 @@ impl RfbClient {
             State::VeAck => {
                 let ack = again!(r.u8());
                 if ack != 0 {
-                    return Err(
-                        RfbError::UnsupportedSecurity("server refused VeNCrypt 0.2".into()).into(),
-                    );
+                    return Err(RfbError::UnsupportedSecurity(
+                        "server refused VeNCrypt 0.2".into(),
+                    )
+                    .into());
                 }
                 self.state = State::VeSubtypes;
                 Ok(())
@@ -974,7 +973,11 @@ impl RfbClient {
             Ok(Some(body)) => {
                 // Partial progress: keep it and ask for more if nothing was consumed.
                 self.state = State::RectBody(enc, rect, Some(body));
-                if r.pos == start { Err(Stop::More) } else { Ok(()) }
+                if r.pos == start {
+                    Err(Stop::More)
+                } else {
+                    Ok(())
+                }
             }
             Err(Stop::More) => {
                 // Atomic body: nothing consumed, state restored by caller.
@@ -1301,7 +1304,8 @@ impl RfbClient {
                     1 => {
                         let n = usize::from(r.u8()?) + 1;
                         let raw = r.bytes(n * tp)?;
-                        let pal: Vec<u32> = raw.chunks_exact(tp).map(|p| self.conv.tpixel(p)).collect();
+                        let pal: Vec<u32> =
+                            raw.chunks_exact(tp).map(|p| self.conv.tpixel(p)).collect();
                         (TightKind::Palette, pal, stream)
                     }
                     2 => (TightKind::Gradient, Vec::new(), stream),
@@ -1393,7 +1397,9 @@ impl RfbClient {
             TightKind::Palette => {
                 for &i in &bytes {
                     let c = palette.get(usize::from(i)).copied().ok_or_else(|| {
-                        Stop::Err(RfbError::Protocol("Tight palette index out of range".into()))
+                        Stop::Err(RfbError::Protocol(
+                            "Tight palette index out of range".into(),
+                        ))
                     })?;
                     px.push(c);
                 }

@@ -305,7 +305,9 @@ pub(crate) fn rle_tile(
             let row_bytes = (tw * bits).div_ceil(8);
             let packed = src.take(row_bytes * th)?;
             for y in 0..th {
-                let row = packed.get(y * row_bytes..(y + 1) * row_bytes).unwrap_or(&[]);
+                let row = packed
+                    .get(y * row_bytes..(y + 1) * row_bytes)
+                    .unwrap_or(&[]);
                 for x in 0..tw {
                     let bit = x * bits;
                     let byte = row.get(bit / 8).copied().unwrap_or(0);
@@ -328,7 +330,7 @@ pub(crate) fn rle_tile(
                 i += run;
             }
         }
-        129 | 130..=255 => {
+        129..=255 => {
             if sub != 129 {
                 let raw = src.take(usize::from(sub - 128) * cp)?;
                 palette.clear();
@@ -339,9 +341,12 @@ pub(crate) fn rle_tile(
             let mut i = 0;
             while i < npx {
                 let idx = src.u8()?;
-                let c = palette.get(usize::from(idx & 0x7F)).copied().ok_or_else(|| {
-                    Stop::Err(RfbError::Protocol("palette index out of range".into()))
-                })?;
+                let c = palette
+                    .get(usize::from(idx & 0x7F))
+                    .copied()
+                    .ok_or_else(|| {
+                        Stop::Err(RfbError::Protocol("palette index out of range".into()))
+                    })?;
                 let run = if idx & 0x80 != 0 {
                     run_length(src, npx - i)?
                 } else {

@@ -110,7 +110,10 @@ impl PixelFormat {
     /// Checks the format is one this crate can decode.
     pub fn validate(&self) -> Result<(), String> {
         if !matches!(self.bits_per_pixel, 8 | 16 | 24 | 32) {
-            return Err(format!("unsupported bits-per-pixel {}", self.bits_per_pixel));
+            return Err(format!(
+                "unsupported bits-per-pixel {}",
+                self.bits_per_pixel
+            ));
         }
         if self.true_colour {
             let bits = u32::from(self.bits_per_pixel);
@@ -272,7 +275,7 @@ impl Converter {
 
     /// Canonical colour of a raw pixel value.
     #[inline]
-    pub(crate) fn from_raw(&self, v: u32) -> u32 {
+    pub(crate) fn colour_of_raw(&self, v: u32) -> u32 {
         if !self.pf.true_colour {
             return self.map.get(v as usize).copied().unwrap_or(0);
         }
@@ -290,12 +293,13 @@ impl Converter {
     /// Canonical colour of one wire pixel (`b.len() == bpp`).
     #[inline]
     pub(crate) fn pixel(&self, b: &[u8]) -> u32 {
-        if self.fast32 && !self.swap {
-            if let [a, g, r, _] = *b {
-                return (u32::from(r) << 16) | (u32::from(g) << 8) | u32::from(a);
-            }
+        if self.fast32
+            && !self.swap
+            && let [a, g, r, _] = *b
+        {
+            return (u32::from(r) << 16) | (u32::from(g) << 8) | u32::from(a);
         }
-        self.from_raw(self.read_raw(b))
+        self.colour_of_raw(self.read_raw(b))
     }
 
     /// Appends the canonical colours of consecutive wire pixels.
@@ -317,7 +321,7 @@ impl Converter {
             return self.pixel(b);
         }
         let v = self.read_raw(b);
-        self.from_raw(if self.cpixel_high { v << 8 } else { v })
+        self.colour_of_raw(if self.cpixel_high { v << 8 } else { v })
     }
 
     /// Appends the canonical colours of consecutive CPIXELs.
@@ -399,7 +403,9 @@ impl Converter {
                 let v = if self.tpixel_rgb {
                     self.rgb(px[0] as u8, px[1] as u8, px[2] as u8)
                 } else {
-                    self.from_raw((px[0] << shifts[0]) | (px[1] << shifts[1]) | (px[2] << shifts[2]))
+                    self.colour_of_raw(
+                        (px[0] << shifts[0]) | (px[1] << shifts[1]) | (px[2] << shifts[2]),
+                    )
                 };
                 dst.push(v);
             }

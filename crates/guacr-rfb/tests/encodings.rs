@@ -1,5 +1,6 @@
 //! Each encoding decoded from hand-built server messages, compared with the
 //! expected pixels; pixel-format conversions; pseudo-encodings.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -126,7 +127,14 @@ fn raw_24bpp_and_shifted_32bpp_big_endian() {
         ..RfbConfig::default()
     };
     let mut c = connected(cfg.clone(), 1, 1, pf24);
-    let ev = feed(&mut c, &Msg::new().update(1).rect(0, 0, 1, 1, 0).bytes(&[0x56, 0x34, 0x12]).0);
+    let ev = feed(
+        &mut c,
+        &Msg::new()
+            .update(1)
+            .rect(0, 0, 1, 1, 0)
+            .bytes(&[0x56, 0x34, 0x12])
+            .0,
+    );
     assert_eq!(pixels_of(&ev)[0].4, vec![0x123456]);
 
     // 32 bpp big-endian, blue at 24, green at 16, red at 8.
@@ -138,7 +146,14 @@ fn raw_24bpp_and_shifted_32bpp_big_endian() {
         ..PixelFormat::RGB888
     };
     let mut c = connected(cfg, 1, 1, pf);
-    let ev = feed(&mut c, &Msg::new().update(1).rect(0, 0, 1, 1, 0).bytes(&[0x56, 0x34, 0x12, 0]).0);
+    let ev = feed(
+        &mut c,
+        &Msg::new()
+            .update(1)
+            .rect(0, 0, 1, 1, 0)
+            .bytes(&[0x56, 0x34, 0x12, 0])
+            .0,
+    );
     assert_eq!(pixels_of(&ev)[0].4, vec![0x123456]);
 }
 
@@ -190,7 +205,14 @@ fn bgr233_request_and_swap_red_blue() {
     let mut c = connected(cfg, 2, 1, PixelFormat::RGB888);
     assert_eq!(c.pixel_format(), PixelFormat::BGR233);
     // red=7 (bits 0-2), blue=3 (bits 6-7).
-    let ev = feed(&mut c, &Msg::new().update(1).rect(0, 0, 2, 1, 0).bytes(&[0x07, 0xC0]).0);
+    let ev = feed(
+        &mut c,
+        &Msg::new()
+            .update(1)
+            .rect(0, 0, 2, 1, 0)
+            .bytes(&[0x07, 0xC0])
+            .0,
+    );
     // Swapped: red shows as blue and vice versa.
     assert_eq!(pixels_of(&ev)[0].4, vec![B, R]);
 
@@ -199,14 +221,20 @@ fn bgr233_request_and_swap_red_blue() {
         ..RfbConfig::default()
     };
     let mut c = connected(cfg, 1, 1, PixelFormat::RGB888);
-    let ev = feed(&mut c, &Msg::new().update(1).rect(0, 0, 1, 1, 0).px(0x123456).0);
+    let ev = feed(
+        &mut c,
+        &Msg::new().update(1).rect(0, 0, 1, 1, 0).px(0x123456).0,
+    );
     assert_eq!(pixels_of(&ev)[0].4, vec![0x563412]);
 }
 
 #[test]
 fn copyrect_and_bounds() {
     let mut c = default_client(10, 10);
-    let ev = feed(&mut c, &Msg::new().update(1).rect(5, 5, 3, 2, 1).u16(0).u16(1).0);
+    let ev = feed(
+        &mut c,
+        &Msg::new().update(1).rect(5, 5, 3, 2, 1).u16(0).u16(1).0,
+    );
     assert_eq!(
         ev[1],
         Event::Copy {
@@ -218,7 +246,10 @@ fn copyrect_and_bounds() {
             h: 2
         }
     );
-    let e = feed_err(&mut c, &Msg::new().update(1).rect(5, 5, 3, 2, 1).u16(8).u16(0).0);
+    let e = feed_err(
+        &mut c,
+        &Msg::new().update(1).rect(5, 5, 3, 2, 1).u16(8).u16(0).0,
+    );
     assert!(matches!(e, RfbError::Protocol(_)));
 }
 
@@ -226,7 +257,10 @@ fn copyrect_and_bounds() {
 fn rectangle_outside_framebuffer_is_an_error() {
     let mut c = default_client(10, 10);
     let e = feed_err(&mut c, &Msg::new().update(1).rect(8, 0, 3, 1, 0).0);
-    assert!(matches!(e, RfbError::Protocol(ref s) if s.contains("outside")), "{e}");
+    assert!(
+        matches!(e, RfbError::Protocol(ref s) if s.contains("outside")),
+        "{e}"
+    );
     assert_eq!(c.feed(&[]), Err(RfbError::Closed));
 }
 
@@ -257,7 +291,12 @@ fn rre() {
     assert_eq!(fb.at(4, 5), B);
     assert_eq!(fb.at(6, 6), B);
     assert_eq!(fb.at(0, 0), 0xDEAD);
-    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Fill { .. })).count(), 3);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::Fill { .. }))
+            .count(),
+        3
+    );
     // Subrectangle outside.
     let e = feed_err(
         &mut c,
@@ -294,7 +333,11 @@ fn hextile() {
         .u8(0x00)
         // Tile 2 (4x16): raw.
         .u8(1)
-        .bytes(&(0..64u32).flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>())
+        .bytes(
+            &(0..64u32)
+                .flat_map(|i| i.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )
         // Tile 3 (16x2): bg kept (white), coloured subrect blue at (3,1) 1x1.
         .u8(8 | 16)
         .u8(1)
@@ -321,7 +364,15 @@ fn hextile() {
     // Subrectangle outside its tile.
     let e = feed_err(
         &mut c,
-        &Msg::new().update(1).rect(0, 0, 4, 4, 5).u8(2 | 8).px(W).u8(1).u8(0x33).u8(0x11).0,
+        &Msg::new()
+            .update(1)
+            .rect(0, 0, 4, 4, 5)
+            .u8(2 | 8)
+            .px(W)
+            .u8(1)
+            .u8(0x33)
+            .u8(0x11)
+            .0,
     );
     assert!(matches!(e, RfbError::Protocol(_)));
 }
@@ -357,21 +408,25 @@ fn rle_cases() -> Vec<(Vec<u8>, Vec<u32>)> {
     // Solid.
     v.push((Msg::new().u8(1).cpx(G).0, vec![G; 18]));
     // Packed palette, 2 colours, 1 bit: rows 101010, 010101, 111000.
-    let m = Msg::new().u8(2).cpx(R).cpx(B).bytes(&[0b1010_1000, 0b0101_0100, 0b1110_0000]);
-    let want: Vec<u32> = [
-        1, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0,
-    ]
-    .iter()
-    .map(|&i| if i == 1 { B } else { R })
-    .collect();
+    let m = Msg::new()
+        .u8(2)
+        .cpx(R)
+        .cpx(B)
+        .bytes(&[0b1010_1000, 0b0101_0100, 0b1110_0000]);
+    let want: Vec<u32> = [1, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0]
+        .iter()
+        .map(|&i| if i == 1 { B } else { R })
+        .collect();
     v.push((m.0, want));
     // Packed palette, 3 colours, 2 bits: row 0 = 0 1 2 0 1 2 -> 00011000 0110....
-    let m = Msg::new()
-        .u8(3)
-        .cpx(R)
-        .cpx(G)
-        .cpx(B)
-        .bytes(&[0b0001_1000, 0b0110_0000, 0b1010_1010, 0b1010_0000, 0, 0]);
+    let m = Msg::new().u8(3).cpx(R).cpx(G).cpx(B).bytes(&[
+        0b0001_1000,
+        0b0110_0000,
+        0b1010_1010,
+        0b1010_0000,
+        0,
+        0,
+    ]);
     let mut want = vec![R, G, B, R, G, B];
     want.extend([B; 6]);
     want.extend([R; 6]);
@@ -382,7 +437,15 @@ fn rle_cases() -> Vec<(Vec<u8>, Vec<u32>)> {
     want.extend([G; 13]);
     v.push((m.0, want));
     // Palette RLE: palette [W, B]; W run 10 (0x80|0, 9), B single, W run 7.
-    let m = Msg::new().u8(130).cpx(W).cpx(B).u8(0x80).u8(9).u8(1).u8(0x80).u8(6);
+    let m = Msg::new()
+        .u8(130)
+        .cpx(W)
+        .cpx(B)
+        .u8(0x80)
+        .u8(9)
+        .u8(1)
+        .u8(0x80)
+        .u8(6);
     let mut want = vec![W; 10];
     want.push(B);
     want.extend([W; 7]);
@@ -424,7 +487,13 @@ fn trle_palette_reuse_and_errors() {
     // Run longer than the tile.
     let e = feed_err(
         &mut c,
-        &Msg::new().update(1).rect(0, 0, 2, 2, 15).u8(128).cpx(R).u8(4).0,
+        &Msg::new()
+            .update(1)
+            .rect(0, 0, 2, 2, 15)
+            .u8(128)
+            .cpx(R)
+            .u8(4)
+            .0,
     );
     assert!(matches!(e, RfbError::Protocol(_)));
 }
@@ -453,19 +522,39 @@ fn zrle_multi_tile_and_errors() {
     // 70x65: four 64x64-grid tiles, each solid of a different colour.
     let mut z = flate2::Compress::new(flate2::Compression::default(), true);
     let mut c = default_client(70, 65);
-    let tiles = Msg::new().u8(1).cpx(R).u8(1).cpx(G).u8(1).cpx(B).u8(1).cpx(W);
+    let tiles = Msg::new()
+        .u8(1)
+        .cpx(R)
+        .u8(1)
+        .cpx(G)
+        .u8(1)
+        .cpx(B)
+        .u8(1)
+        .cpx(W);
     let data = zsync(&mut z, &tiles.0);
-    let m = Msg::new().update(1).rect(0, 0, 70, 65, 16).u32(data.len() as u32).bytes(&data);
+    let m = Msg::new()
+        .update(1)
+        .rect(0, 0, 70, 65, 16)
+        .u32(data.len() as u32)
+        .bytes(&data);
     let ev = feed(&mut c, &m.0);
     let mut fb = Fb::new(70, 65);
     fb.apply(&ev);
-    assert_eq!((fb.at(0, 0), fb.at(69, 0), fb.at(0, 64), fb.at(69, 64)), (R, G, B, W));
+    assert_eq!(
+        (fb.at(0, 0), fb.at(69, 0), fb.at(0, 64), fb.at(69, 64)),
+        (R, G, B, W)
+    );
 
     // Data too short for the tiles.
     let data = zsync(&mut z, &[1]);
     let e = feed_err(
         &mut c,
-        &Msg::new().update(1).rect(0, 0, 4, 4, 16).u32(data.len() as u32).bytes(&data).0,
+        &Msg::new()
+            .update(1)
+            .rect(0, 0, 4, 4, 16)
+            .u32(data.len() as u32)
+            .bytes(&data)
+            .0,
     );
     assert!(matches!(e, RfbError::Protocol(_)), "{e}");
 
@@ -473,13 +562,21 @@ fn zrle_multi_tile_and_errors() {
     let mut c = default_client(4, 4);
     let e = feed_err(
         &mut c,
-        &Msg::new().update(1).rect(0, 0, 4, 4, 16).u32(4).bytes(&[1, 2, 3, 4]).0,
+        &Msg::new()
+            .update(1)
+            .rect(0, 0, 4, 4, 16)
+            .u32(4)
+            .bytes(&[1, 2, 3, 4])
+            .0,
     );
     assert!(matches!(e, RfbError::Protocol(_)), "{e}");
 
     // Absurd length.
     let mut c = default_client(4, 4);
-    let e = feed_err(&mut c, &Msg::new().update(1).rect(0, 0, 4, 4, 16).u32(u32::MAX).0);
+    let e = feed_err(
+        &mut c,
+        &Msg::new().update(1).rect(0, 0, 4, 4, 16).u32(u32::MAX).0,
+    );
     assert!(matches!(e, RfbError::TooLarge(_)), "{e}");
 }
 
@@ -491,7 +588,12 @@ fn zrle_zip_bomb_is_bounded() {
     let mut c = default_client(2, 2);
     let e = feed_err(
         &mut c,
-        &Msg::new().update(1).rect(0, 0, 2, 2, 16).u32(data.len() as u32).bytes(&data).0,
+        &Msg::new()
+            .update(1)
+            .rect(0, 0, 2, 2, 16)
+            .u32(data.len() as u32)
+            .bytes(&data)
+            .0,
     );
     assert!(matches!(e, RfbError::TooLarge(_)), "{e}");
 }
@@ -531,47 +633,86 @@ fn tight_basic_streams_palette_gradient_and_reset() {
     let (w, h) = (10u16, 6u16);
     let mut c = default_client(w, h);
     let n = usize::from(w) * usize::from(h);
-    let img: Vec<u32> = (0..n as u32).map(|i| (i * 37) << 8 | i * 3).collect();
+    let img: Vec<u32> = (0..n as u32).map(|i| ((i * 37) << 8) | (i * 3)).collect();
 
     // Copy filter, stream 1.
-    let raw: Vec<u8> = img.iter().flat_map(|&p| [(p >> 16) as u8, (p >> 8) as u8, p as u8]).collect();
+    let raw: Vec<u8> = img
+        .iter()
+        .flat_map(|&p| [(p >> 16) as u8, (p >> 8) as u8, p as u8])
+        .collect();
     let data = zsync(&mut zs[1], &raw);
-    let mut m = Msg::new().update(1).rect(0, 0, w, h, 7).u8(0x10).bytes(&compact(data.len())).bytes(&data);
+    let mut m = Msg::new()
+        .update(1)
+        .rect(0, 0, w, h, 7)
+        .u8(0x10)
+        .bytes(&compact(data.len()))
+        .bytes(&data);
     let ev = feed(&mut c, &m.0);
     assert_eq!(pixels_of(&ev)[0].4, img);
 
     // Same stream again (dictionary persists).
     let data = zsync(&mut zs[1], &raw);
-    m = Msg::new().update(1).rect(0, 0, w, h, 7).u8(0x10).bytes(&compact(data.len())).bytes(&data);
+    m = Msg::new()
+        .update(1)
+        .rect(0, 0, w, h, 7)
+        .u8(0x10)
+        .bytes(&compact(data.len()))
+        .bytes(&data);
     assert_eq!(pixels_of(&feed(&mut c, &m.0))[0].4, img);
 
     // Reset stream 1 (bit 1) with a fresh compressor.
     zs[1] = flate2::Compress::new(flate2::Compression::default(), true);
     let data = zsync(&mut zs[1], &raw);
-    m = Msg::new().update(1).rect(0, 0, w, h, 7).u8(0x12).bytes(&compact(data.len())).bytes(&data);
+    m = Msg::new()
+        .update(1)
+        .rect(0, 0, w, h, 7)
+        .u8(0x12)
+        .bytes(&compact(data.len()))
+        .bytes(&data);
     assert_eq!(pixels_of(&feed(&mut c, &m.0))[0].4, img);
 
     // Palette filter, 2 colours (1 bit per pixel, rows padded), stream 2.
-    let bits: Vec<u8> = (0..h).flat_map(|y| {
-        let mut row = [0u8; 2];
-        for x in 0..w {
-            if (x + y) % 2 == 1 {
-                row[usize::from(x / 8)] |= 0x80 >> (x % 8);
+    let bits: Vec<u8> = (0..h)
+        .flat_map(|y| {
+            let mut row = [0u8; 2];
+            for x in 0..w {
+                if (x + y) % 2 == 1 {
+                    row[usize::from(x / 8)] |= 0x80 >> (x % 8);
+                }
             }
-        }
-        row
-    }).collect();
+            row
+        })
+        .collect();
     let data = zsync(&mut zs[2], &bits);
-    m = Msg::new().update(1).rect(0, 0, w, h, 7).u8(0x60).u8(1).u8(1).tpx(R).tpx(G)
-        .bytes(&compact(data.len())).bytes(&data);
-    let want: Vec<u32> = (0..n).map(|i| if (i % 10 + i / 10) % 2 == 1 { G } else { R }).collect();
+    m = Msg::new()
+        .update(1)
+        .rect(0, 0, w, h, 7)
+        .u8(0x60)
+        .u8(1)
+        .u8(1)
+        .tpx(R)
+        .tpx(G)
+        .bytes(&compact(data.len()))
+        .bytes(&data);
+    let want: Vec<u32> = (0..n)
+        .map(|i| if (i % 10 + i / 10) % 2 == 1 { G } else { R })
+        .collect();
     assert_eq!(pixels_of(&feed(&mut c, &m.0))[0].4, want);
 
     // Palette filter, 3 colours (a byte per pixel), stream 3.
     let idx: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
     let data = zsync(&mut zs[3], &idx);
-    m = Msg::new().update(1).rect(0, 0, w, h, 7).u8(0x70).u8(1).u8(2).tpx(R).tpx(G).tpx(B)
-        .bytes(&compact(data.len())).bytes(&data);
+    m = Msg::new()
+        .update(1)
+        .rect(0, 0, w, h, 7)
+        .u8(0x70)
+        .u8(1)
+        .u8(2)
+        .tpx(R)
+        .tpx(G)
+        .tpx(B)
+        .bytes(&compact(data.len()))
+        .bytes(&data);
     let want: Vec<u32> = (0..n).map(|i| [R, G, B][i % 3]).collect();
     assert_eq!(pixels_of(&feed(&mut c, &m.0))[0].4, want);
 
@@ -582,7 +723,11 @@ fn tight_basic_streams_palette_gradient_and_reset() {
         for x in 0..usize::from(w) {
             for k in 0..3 {
                 let at = |xx: isize, yy: isize| -> i32 {
-                    if xx < 0 || yy < 0 { 0 } else { comp(img[yy as usize * usize::from(w) + xx as usize], k) }
+                    if xx < 0 || yy < 0 {
+                        0
+                    } else {
+                        comp(img[yy as usize * usize::from(w) + xx as usize], k)
+                    }
                 };
                 let (xi, yi) = (x as isize, y as isize);
                 let pred = (at(xi - 1, yi) + at(xi, yi - 1) - at(xi - 1, yi - 1)).clamp(0, 255);
@@ -591,11 +736,20 @@ fn tight_basic_streams_palette_gradient_and_reset() {
         }
     }
     let data = zsync(&mut zs[0], &enc);
-    m = Msg::new().update(1).rect(0, 0, w, h, 7).u8(0x40).u8(2).bytes(&compact(data.len())).bytes(&data);
+    m = Msg::new()
+        .update(1)
+        .rect(0, 0, w, h, 7)
+        .u8(0x40)
+        .u8(2)
+        .bytes(&compact(data.len()))
+        .bytes(&data);
     assert_eq!(pixels_of(&feed(&mut c, &m.0))[0].4, img);
 
     // Unknown filter and unknown compression.
-    let e = feed_err(&mut c, &Msg::new().update(1).rect(0, 0, 2, 2, 7).u8(0x40).u8(9).0);
+    let e = feed_err(
+        &mut c,
+        &Msg::new().update(1).rect(0, 0, 2, 2, 7).u8(0x40).u8(9).0,
+    );
     assert!(matches!(e, RfbError::Protocol(_)));
     let mut c = default_client(4, 4);
     let e = feed_err(&mut c, &Msg::new().update(1).rect(0, 0, 2, 2, 7).u8(0xA0).0);
@@ -616,7 +770,12 @@ fn tight_jpeg() {
         .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
         .unwrap();
     let mut c = default_client(w, h);
-    let m = Msg::new().update(1).rect(0, 0, w, h, 7).u8(0x90).bytes(&compact(jpeg.len())).bytes(&jpeg);
+    let m = Msg::new()
+        .update(1)
+        .rect(0, 0, w, h, 7)
+        .u8(0x90)
+        .bytes(&compact(jpeg.len()))
+        .bytes(&jpeg);
     let ev = feed(&mut c, &m.0);
     let px = &pixels_of(&ev)[0].4;
     assert_eq!(px.len(), usize::from(w) * usize::from(h));
@@ -624,16 +783,29 @@ fn tight_jpeg() {
         let want = &rgb[i * 3..i * 3 + 3];
         let got = [(p >> 16) as u8, (p >> 8) as u8, *p as u8];
         for k in 0..3 {
-            assert!(want[k].abs_diff(got[k]) <= 12, "pixel {i}: {got:?} vs {want:?}");
+            assert!(
+                want[k].abs_diff(got[k]) <= 12,
+                "pixel {i}: {got:?} vs {want:?}"
+            );
         }
     }
     // A JPEG of the wrong size is refused.
     let mut c = default_client(64, 64);
-    let m = Msg::new().update(1).rect(0, 0, 16, 16, 7).u8(0x90).bytes(&compact(jpeg.len())).bytes(&jpeg);
+    let m = Msg::new()
+        .update(1)
+        .rect(0, 0, 16, 16, 7)
+        .u8(0x90)
+        .bytes(&compact(jpeg.len()))
+        .bytes(&jpeg);
     assert!(matches!(feed_err(&mut c, &m.0), RfbError::Protocol(_)));
     // Garbage JPEG.
     let mut c = default_client(64, 64);
-    let m = Msg::new().update(1).rect(0, 0, 16, 16, 7).u8(0x90).u8(3).bytes(&[1, 2, 3]);
+    let m = Msg::new()
+        .update(1)
+        .rect(0, 0, 16, 16, 7)
+        .u8(0x90)
+        .u8(3)
+        .bytes(&[1, 2, 3]);
     assert!(matches!(feed_err(&mut c, &m.0), RfbError::Protocol(_)));
 }
 
@@ -663,7 +835,9 @@ fn cursors() {
             hotspot_y: 0,
             w: 2,
             h: 2,
-            rgba: vec![255, 0, 0, 255, 0, 255, 0, 0, 0, 0, 255, 0, 255, 255, 255, 255]
+            rgba: vec![
+                255, 0, 0, 255, 0, 255, 0, 0, 0, 0, 255, 0, 255, 255, 255, 255
+            ]
         }
     );
     assert_eq!(
@@ -720,29 +894,66 @@ fn extended_desktop_size_and_set_desktop_size() {
     assert!(!c.can_resize());
     let screen = Msg::new().u32(7).u16(0).u16(0).u16(8).u16(8).u32(0);
     // Announcement (same size, reason server): no Resize event.
-    let m = Msg::new().update(1).rect(0, 0, 8, 8, -308).u8(1).bytes(&[0; 3]).bytes(&screen.0);
+    let m = Msg::new()
+        .update(1)
+        .rect(0, 0, 8, 8, -308)
+        .u8(1)
+        .bytes(&[0; 3])
+        .bytes(&screen.0);
     let ev = feed(&mut c, &m.0);
     assert_eq!(ev, vec![Event::UpdateBegin, Event::UpdateEnd]);
     assert!(c.can_resize());
     assert_eq!(c.screens()[0].id, 7);
     c.take_output();
     c.set_desktop_size(100, 50).unwrap();
-    let want = Msg::new().u8(251).u8(0).u16(100).u16(50).u8(1).u8(0).u32(7).u16(0).u16(0).u16(100).u16(50).u32(0);
+    let want = Msg::new()
+        .u8(251)
+        .u8(0)
+        .u16(100)
+        .u16(50)
+        .u8(1)
+        .u8(0)
+        .u32(7)
+        .u16(0)
+        .u16(0)
+        .u16(100)
+        .u16(50)
+        .u32(0);
     assert_eq!(c.take_output(), want.0);
     // Refused.
-    let m = Msg::new().update(1).rect(1, 1, 8, 8, -308).u8(1).bytes(&[0; 3]).bytes(&screen.0);
+    let m = Msg::new()
+        .update(1)
+        .rect(1, 1, 8, 8, -308)
+        .u8(1)
+        .bytes(&[0; 3])
+        .bytes(&screen.0);
     let ev = feed(&mut c, &m.0);
     assert_eq!(
         ev[1],
-        Event::Resize { width: 8, height: 8, reason: ResizeReason::ThisClient, status: ResizeStatus::Prohibited }
+        Event::Resize {
+            width: 8,
+            height: 8,
+            reason: ResizeReason::ThisClient,
+            status: ResizeStatus::Prohibited
+        }
     );
     // Accepted.
     let screen = Msg::new().u32(7).u16(0).u16(0).u16(100).u16(50).u32(0);
-    let m = Msg::new().update(1).rect(1, 0, 100, 50, -308).u8(1).bytes(&[0; 3]).bytes(&screen.0);
+    let m = Msg::new()
+        .update(1)
+        .rect(1, 0, 100, 50, -308)
+        .u8(1)
+        .bytes(&[0; 3])
+        .bytes(&screen.0);
     let ev = feed(&mut c, &m.0);
     assert_eq!(
         ev[1],
-        Event::Resize { width: 100, height: 50, reason: ResizeReason::ThisClient, status: ResizeStatus::Ok }
+        Event::Resize {
+            width: 100,
+            height: 50,
+            reason: ResizeReason::ThisClient,
+            status: ResizeStatus::Ok
+        }
     );
     assert_eq!(c.width(), 100);
     assert!(c.set_desktop_size(0, 5).is_err());
@@ -750,14 +961,31 @@ fn extended_desktop_size_and_set_desktop_size() {
 
 #[test]
 fn bell_cut_text_name_and_unknown_messages() {
-    let mut c = connected(RfbConfig { max_cut_text: 4, ..RfbConfig::default() }, 8, 8, PixelFormat::RGB888);
+    let mut c = connected(
+        RfbConfig {
+            max_cut_text: 4,
+            ..RfbConfig::default()
+        },
+        8,
+        8,
+        PixelFormat::RGB888,
+    );
     let m = Msg::new()
         .u8(2)
-        .u8(3).bytes(&[0; 3]).u32(3).bytes(b"h\xe9!")
+        .u8(3)
+        .bytes(&[0; 3])
+        .u32(3)
+        .bytes(b"h\xe9!")
         // Too long: skipped.
-        .u8(3).bytes(&[0; 3]).u32(10).bytes(b"0123456789")
+        .u8(3)
+        .bytes(&[0; 3])
+        .u32(10)
+        .bytes(b"0123456789")
         .u8(2)
-        .update(1).rect(0, 0, 0, 0, -307).u32(4).bytes(b"desk");
+        .update(1)
+        .rect(0, 0, 0, 0, -307)
+        .u32(4)
+        .bytes(b"desk");
     let ev = feed(&mut c, &m.0);
     assert_eq!(
         ev,
@@ -774,5 +1002,8 @@ fn bell_cut_text_name_and_unknown_messages() {
     assert!(matches!(e, RfbError::Protocol(_)));
     let mut c = default_client(8, 8);
     let e = feed_err(&mut c, &Msg::new().update(1).rect(0, 0, 1, 1, 6).0);
-    assert!(matches!(e, RfbError::Protocol(ref s) if s.contains("encoding")), "{e}");
+    assert!(
+        matches!(e, RfbError::Protocol(ref s) if s.contains("encoding")),
+        "{e}"
+    );
 }

@@ -1,4 +1,5 @@
 //! Byte-exact handshake tests for every protocol version and security type.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -95,9 +96,21 @@ fn v37_none_has_no_security_result() {
     c.feed(b"RFB 003.007\n").unwrap();
     assert_eq!(c.take_output(), b"RFB 003.007\n");
     c.feed(&[1, 1]).unwrap();
-    assert_eq!(c.take_output(), [1, 0], "type None then ClientInit shared=0");
-    c.feed(&server_init(64, 32, PixelFormat::RGB888, "")).unwrap();
-    assert!(matches!(drain(&mut c)[..], [Event::Connected { width: 64, height: 32, .. }]));
+    assert_eq!(
+        c.take_output(),
+        [1, 0],
+        "type None then ClientInit shared=0"
+    );
+    c.feed(&server_init(64, 32, PixelFormat::RGB888, ""))
+        .unwrap();
+    assert!(matches!(
+        drain(&mut c)[..],
+        [Event::Connected {
+            width: 64,
+            height: 32,
+            ..
+        }]
+    ));
 }
 
 #[test]
@@ -118,7 +131,8 @@ fn v33_none_and_vnc_auth() {
     assert_eq!(hex(&c.take_output()), RESPONSE_PASSWORD);
     c.feed(&[0, 0, 0, 0]).unwrap();
     assert_eq!(c.take_output(), [1]);
-    c.feed(&server_init(10, 10, PixelFormat::RGB888, "x")).unwrap();
+    c.feed(&server_init(10, 10, PixelFormat::RGB888, "x"))
+        .unwrap();
     assert!(c.is_connected());
 }
 
@@ -206,7 +220,8 @@ fn missing_password_asks_for_credentials() {
     // The challenge arrives while waiting: it is kept.
     c.feed(&CHALLENGE).unwrap();
     c.take_output();
-    c.provide_credentials(None, Some("password".into())).unwrap();
+    c.provide_credentials(None, Some("password".into()))
+        .unwrap();
     assert_eq!(hex(&c.take_output()), RESPONSE_PASSWORD);
     assert_eq!(
         c.provide_credentials(None, None),
@@ -245,7 +260,10 @@ fn refused_and_unsupported_security() {
     let mut c = RfbClient::new(RfbConfig::default());
     c.feed(b"RFB 003.008\n").unwrap();
     let e = c.feed(&[2, 30, 35]).unwrap_err();
-    assert!(matches!(e, RfbError::UnsupportedSecurity(ref s) if s.contains("Apple")), "{e}");
+    assert!(
+        matches!(e, RfbError::UnsupportedSecurity(ref s) if s.contains("Apple")),
+        "{e}"
+    );
 }
 
 fn vencrypt_to_subtypes(cfg: RfbConfig, subtypes: &[u32]) -> RfbClient {
@@ -269,10 +287,7 @@ fn vencrypt_x509vnc() {
     let mut c = vencrypt_to_subtypes(cfg_pw("password"), &[261, 258]);
     assert_eq!(c.take_output(), 261u32.to_be_bytes());
     c.feed(&[1]).unwrap();
-    assert_eq!(
-        drain(&mut c),
-        vec![Event::StartTls { verify_x509: true }]
-    );
+    assert_eq!(drain(&mut c), vec![Event::StartTls { verify_x509: true }]);
     c.tls_established().unwrap();
     c.feed(&CHALLENGE).unwrap();
     assert_eq!(hex(&c.take_output()), RESPONSE_PASSWORD);
@@ -393,7 +408,8 @@ fn server_native_format_sends_no_set_pixel_format() {
     c.feed(b"RFB 003.008\n").unwrap();
     c.feed(&[1, 1, 0, 0, 0, 0]).unwrap();
     c.take_output();
-    c.feed(&server_init(10, 10, PixelFormat::RGB565, "")).unwrap();
+    c.feed(&server_init(10, 10, PixelFormat::RGB565, ""))
+        .unwrap();
     let mut want = Msg::new().u8(2).u8(0).u16(3).i32(0).i32(-25).i32(-254).0;
     want.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 10, 0, 10]);
     assert_eq!(c.take_output(), want);

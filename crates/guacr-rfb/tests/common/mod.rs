@@ -1,5 +1,5 @@
 //! Helpers shared by the guacr-rfb tests: a hand-built RFB server side.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use guacr_rfb::{Event, PixelFormat, RfbClient, RfbConfig, RfbError};
 
@@ -150,8 +150,8 @@ impl Fb {
                     let old = self.px.clone();
                     for yy in 0..usize::from(*h) {
                         for xx in 0..usize::from(*w) {
-                            self.px[(usize::from(*y) + yy) * self.w + usize::from(*x) + xx] = old
-                                [(usize::from(*src_y) + yy) * self.w + usize::from(*src_x) + xx];
+                            self.px[(usize::from(*y) + yy) * self.w + usize::from(*x) + xx] =
+                                old[(usize::from(*src_y) + yy) * self.w + usize::from(*src_x) + xx];
                         }
                     }
                 }
