@@ -230,8 +230,7 @@ export async function renderClient(target: Target): Promise<void> {
     toggleMenu(false);
   };
   clipArea.addEventListener('input', () => { hook.clipboard = clipArea.value; });
-  const clipSend = h('button', { type: 'button', class: 'btn', id: 'clipboard-send', onclick: () => sendClipboard(clipArea.value) }, 'Send to session');
-  clipArea.addEventListener('change', () => sendClipboard(clipArea.value));
+  const clipSend = h('button', { type: 'button', class: 'btn', id: 'clipboard-send', onclick: () => sendClipboard(clipArea.value) }, 'Paste into session');
   replace(menu,
     h('div', { class: 'menu-head' }, h('h2', null, title),
       h('button', { type: 'button', class: 'btn btn-ghost', 'aria-label': 'Close menu', onclick: () => toggleMenu(false) }, icon('close'))),

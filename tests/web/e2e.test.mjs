@@ -1,0 +1,297 @@
+// End-to-end tests of the web client: the real guacr binary (web listener, store, tunnels,
+// SSH handler) against the real OpenSSH test peer, driven through Debian's Chromium.
+// Run: scripts/web-test.sh (builds, starts the peers, runs this on SQLite and PostgreSQL),
+// or: node --test tests/web/ with guacr built and the peers started.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  ApiClient, colours, diff, Guacr, launchBrowser, loginUi, newPage, peers, selectAllText,
+  settle, shot, snap, sshReachable, typeLine, waitConnected,
+} from './harness.mjs';
+
+const EVIL_NAME = `<img src=x onerror="window.__pwned=1">SSH '; DROP TABLE users;--`;
+const EVIL_USER = `<script>window.__pwned=1</script>' OR '1'='1`;
+
+describe('guacr web client', () => {
+  let g; let browser; let adminApi; let env;
+  let conn; // the SSH connection (made by the admin through the API)
+  const user = { username: 'alice', password: 'alice-Secret-42' };
+  const pages = [];
+
+  before(async () => {
+    env = peers();
+    if (!(await sshReachable(env.GUACR_TEST_HOST, env.GUACR_TEST_SSH_PORT))) {
+      throw new Error(`OpenSSH test peer not reachable on ${env.GUACR_TEST_HOST}:${env.GUACR_TEST_SSH_PORT} (scripts/test-peers.sh start)`);
+    }
+    g = await Guacr.start();
+    adminApi = new ApiClient(g.base);
+    await adminApi.login(g.admin.username, g.admin.password);
+    const alice = await adminApi.call('POST', '/api/admin/users', { username: user.username, display_name: 'Alice Example', password: user.password, admin: false });
+    conn = await adminApi.call('POST', '/api/admin/connections', {
+      name: EVIL_NAME, protocol: 'ssh', group: 'Servers/Linux', description: 'loopback OpenSSH',
+      params: {
+        hostname: env.GUACR_TEST_HOST, port: String(env.GUACR_TEST_SSH_PORT),
+        username: env.GUACR_TEST_PW_USER, password: env.GUACR_TEST_PW_PASSWORD,
+        ...(env.GUACR_TEST_SSH_HOSTKEY_PUB ? { 'host-key': env.GUACR_TEST_SSH_HOSTKEY_PUB } : {}),
+        'recording-path': g.recordings, 'recording-name': 'web-${GUAC_USERNAME}', 'create-recording-path': 'true', 'recording-include-keys': 'true',
+      },
+    }, { expect: 201 });
+    await adminApi.call('PUT', `/api/admin/connections/${encodeURIComponent(conn.id)}/permissions`, { users: [alice.id], groups: [] });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    // Final state of every page, for humans reading a failure.
+    for (const p of pages) await shot(p, `final-${p.testName}`).catch(() => {});
+    for (const p of pages) await p.context().close().catch(() => {});
+    await browser?.close().catch(() => {});
+    await g?.stop();
+  });
+
+  async function page(name, opts) {
+    const p = await newPage(browser, name, opts);
+    p.testName = name;
+    pages.push(p);
+    return p;
+  }
+
+  let userPage;
+  let adminPage;
+
+  it('a wrong password shows a clear message', async () => {
+    const p = await page('wrong-password');
+    await loginUi(p, g.base, EVIL_USER, 'not-the-password');
+    const alert = p.locator('#login-error');
+    await alert.waitFor({ state: 'visible' });
+    assert.match(await alert.textContent(), /wrong username or password|invalid/i);
+    assert.equal(await p.evaluate(() => window.__pwned), undefined);
+    await shot(p, 'login-wrong-password');
+    assert.deepEqual(p.errors.filter((e) => !/401/.test(e)), []);
+  });
+
+  it('a user logs in and sees the connection grouped, with its HTML-looking name as text', async () => {
+    userPage = await page('user');
+    await loginUi(userPage, g.base, user.username, user.password);
+    const card = userPage.locator(`a.conn-card[data-connection-id="${conn.id}"]`);
+    await card.waitFor();
+    assert.equal(await card.locator('.conn-name').textContent(), EVIL_NAME);
+    assert.equal(await userPage.locator('.conn-groups img').count(), 0, 'no <img> injected');
+    assert.equal(await userPage.locator('.group-title').first().textContent(), 'Servers / Linux');
+    // Search filters.
+    await userPage.getByLabel('Search connections').fill('no-such-thing');
+    await userPage.getByText('No connection matches').waitFor();
+    await userPage.getByLabel('Search connections').fill('drop table');
+    await card.waitFor();
+    await shot(userPage, 'home');
+    assert.equal(await userPage.evaluate(() => window.__pwned), undefined);
+  });
+
+  it('opens the SSH connection, types echo hello-from-browser and sees it on the canvas', async () => {
+    await userPage.locator(`a.conn-card[data-connection-id="${conn.id}"]`).click();
+    await waitConnected(userPage);
+    assert.equal(await userPage.evaluate(() => window.__guacr.transport), 'WebSocket');
+    await settle(userPage);
+    assert.ok(await colours(userPage) > 1, 'the prompt is drawn');
+    await snap(userPage, 'before');
+    await typeLine(userPage, 'echo hello-from-browser');
+    await settle(userPage);
+    await snap(userPage, 'after');
+    const d = await diff(userPage, 'before', 'after');
+    assert.ok(d.changed > 200, `typing changed the picture (${d.changed} px)`);
+    // The output line lies below the command line: the changed rows span two text rows.
+    assert.ok(d.maxY - d.minY >= 20, `command and output rows changed (rows ${d.minY}..${d.maxY})`);
+    await shot(userPage, 'ssh-hello-from-browser');
+    // Read the text back through the terminal's own selection -> clipboard path.
+    const text = await selectAllText(userPage);
+    const hits = text.split('hello-from-browser').length - 1;
+    assert.ok(hits >= 2, `command and its output on screen: ${JSON.stringify(text.slice(-300))}`);
+  });
+
+  it('clipboard round trip: the panel pastes into the session and a selection comes back', async () => {
+    await userPage.getByRole('button', { name: 'Open menu' }).click();
+    const area = userPage.locator('#clipboard-text');
+    await area.fill('echo clip-$((6*7))-ok');
+    await userPage.locator('#clipboard-send').click();
+    await userPage.getByRole('button', { name: 'Close menu' }).click();
+    await userPage.keyboard.press('Enter');
+    await settle(userPage);
+    const text = await selectAllText(userPage);
+    assert.match(text, /clip-42-ok/, 'the shell received the pasted text and ran it');
+    await userPage.getByRole('button', { name: 'Open menu' }).click();
+    assert.match(await area.inputValue(), /clip-42-ok/, 'the selection reached the clipboard panel');
+    await userPage.getByRole('button', { name: 'Close menu' }).click();
+  });
+
+  let viewer;
+  it('a read-only share link opens in a second browser context and cannot type', async () => {
+    await userPage.getByRole('button', { name: 'Open menu' }).click();
+    await userPage.locator('#share-ro').click();
+    const url = await userPage.locator('#share-url-ro').inputValue();
+    assert.match(url, /#\/share\//);
+    await userPage.getByRole('button', { name: 'Close menu' }).click();
+    viewer = await page('viewer');
+    await viewer.goto(url.startsWith('http') ? url : g.base + url);
+    await waitConnected(viewer);
+    await settle(viewer);
+    assert.ok(await colours(viewer) > 1, 'the viewer sees the terminal');
+    await shot(viewer, 'share-read-only');
+    await settle(userPage);
+    await snap(userPage, 'owner-before');
+    await typeLine(viewer, 'echo typed-by-viewer');
+    await userPage.waitForTimeout(1500);
+    await snap(userPage, 'owner-after');
+    const d = await diff(userPage, 'owner-before', 'owner-after');
+    assert.equal(d.changed, 0, 'keys from a read-only viewer do not reach the session');
+    const text = await selectAllText(userPage);
+    assert.ok(!text.includes('typed-by-viewer'), 'nothing typed by the viewer is on screen');
+  });
+
+  it('the HTTP tunnel works too (transport fallback)', async () => {
+    const p = await page('http-tunnel');
+    await loginUi(p, g.base, user.username, user.password);
+    await p.locator('a.conn-card').first().waitFor();
+    await p.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}?transport=http`);
+    await waitConnected(p);
+    assert.equal(await p.evaluate(() => window.__guacr.transport), 'HTTP (fallback)');
+    await settle(p);
+    await snap(p, 'a');
+    await typeLine(p, 'echo over-http');
+    await settle(p);
+    await snap(p, 'b');
+    assert.ok((await diff(p, 'a', 'b')).changed > 100, 'typing over the HTTP tunnel changes the picture');
+    await p.getByRole('button', { name: 'Open menu' }).click();
+    assert.match(await p.locator('#info-transport').textContent(), /HTTP/);
+    await p.locator('#disconnect').click();
+    await p.locator('#status-title').filter({ hasText: 'Disconnected' }).waitFor();
+  });
+
+  it('an admin kills the session and the user sees why', async () => {
+    const admin = await page('admin');
+    adminPage = admin;
+    await loginUi(admin, g.base, g.admin.username, g.admin.password);
+    await admin.locator('a.conn-card').first().waitFor();
+    await admin.goto(`${g.base}/#/admin/sessions`);
+    const row = admin.locator('#sessions-table tbody tr', { hasText: user.username }).first();
+    await row.waitFor();
+    await shot(admin, 'admin-sessions');
+    await row.locator('.kill-reason').fill('maintenance <b>window</b>');
+    await row.locator('button.kill').click();
+    const msg = userPage.locator('#status-message');
+    await msg.waitFor({ state: 'visible' });
+    await userPage.waitForFunction(() => /administrator/i.test(document.querySelector('#status-message')?.textContent || ''), null, { timeout: 10000 });
+    const t = await msg.textContent();
+    assert.match(t, /Session closed by an administrator/);
+    assert.match(await userPage.locator('#status-title').textContent(), /Session closed/);
+    await shot(userPage, 'session-killed');
+    // The viewer of that session is told as well.
+    await viewer.waitForFunction(() => window.__guacr && window.__guacr.state === 5, null, { timeout: 10000 });
+  });
+
+  it('the wrong password is in the audit log, shown escaped', async () => {
+    const admin = adminPage;
+    await admin.goto(`${g.base}/#/admin/audit`);
+    await admin.locator('#audit-kind').selectOption('login.failure');
+    await admin.getByRole('button', { name: 'Apply' }).click();
+    const row = admin.locator('#audit-table tbody tr[data-kind="login.failure"]', { hasText: "OR '1'='1" }).first();
+    await row.waitFor();
+    assert.ok((await row.textContent()).includes(EVIL_USER), 'the attempted username is shown literally');
+    assert.equal(await admin.evaluate(() => window.__pwned), undefined);
+    await shot(admin, 'audit-login-failure');
+  });
+
+  it('a signed token opens its connection without a login; expired and forged ones are refused', async () => {
+    const out = g.cli(['token', 'create', '--connection', String(conn.id), '--ttl', '300']);
+    const token = out.trim().split(/\s+/).find((w) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(w));
+    assert.ok(token, `guacr token create printed a JWT: ${out}`);
+    const p = await page('token');
+    await p.goto(`${g.base}/#/client?token=${encodeURIComponent(token)}`);
+    await waitConnected(p);
+    await settle(p);
+    assert.ok(await colours(p) > 1);
+    await shot(p, 'token-connected');
+
+    const now = Math.floor(Date.now() / 1000);
+    const expired = g.signToken({ exp: now - 3600, iat: now - 7200, connection: String(conn.id) });
+    const e = await page('token-expired');
+    await e.goto(`${g.base}/#/client?token=${encodeURIComponent(expired)}`);
+    await e.locator('#status-message').filter({ hasText: 'expired' }).waitFor({ timeout: 15000 });
+    assert.match(await e.locator('#status-message').textContent(), /The link has expired/);
+    assert.match(await e.locator('#status-title').textContent(), /refused/i);
+    await shot(e, 'token-expired');
+
+    const [h, b] = token.split('.');
+    const forged = `${h}.${b}.${Buffer.from('not the signature').toString('base64url')}`;
+    const f = await page('token-forged');
+    await f.goto(`${g.base}/#/client?token=${encodeURIComponent(forged)}`);
+    await f.locator('#status-message').filter({ hasText: 'not valid' }).waitFor({ timeout: 15000 });
+    assert.match(await f.locator('#status-message').textContent(), /The link is not valid/);
+  });
+
+  it('the connection editor builds its form from the protocol schema and escapes names', async () => {
+    const admin = adminPage;
+    await admin.goto(`${g.base}/#/admin/connections/${encodeURIComponent(conn.id)}`);
+    await admin.locator('#connection-form').waitFor();
+    assert.equal(await admin.locator('#conn-name').inputValue(), EVIL_NAME);
+    const hostname = admin.locator('[data-param="hostname"]');
+    assert.equal(await hostname.inputValue(), env.GUACR_TEST_HOST);
+    const pw = admin.locator('[data-param="password"]');
+    assert.equal(await pw.getAttribute('type'), 'password', 'secret parameters are masked');
+    assert.equal(await pw.inputValue(), '********', 'the stored secret never reaches the browser');
+    await admin.locator('#conn-desc').fill('<b>edited</b>');
+    await admin.locator('#conn-save').click();
+    await admin.getByText('Connection saved.').waitFor();
+    await admin.goto(`${g.base}/#/admin/connections`);
+    const cell = admin.locator('#connections-table tbody tr', { hasText: 'DROP TABLE' }).first();
+    await cell.waitFor();
+    assert.ok((await cell.textContent()).includes('<b>edited</b>'));
+    assert.equal(await admin.locator('#connections-table b').count(), 0);
+    await shot(admin, 'admin-connections');
+    // The secret was kept: the user can still connect.
+    await userPage.goto(`${g.base}/#/`);
+    await userPage.locator(`a.conn-card[data-connection-id="${conn.id}"]`).click();
+    await waitConnected(userPage);
+    await userPage.locator('#display-host').focus();
+    await userPage.keyboard.type('exit', { delay: 15 });
+    await userPage.keyboard.press('Enter');
+    await userPage.locator('#status-title').filter({ hasText: 'Disconnected' }).waitFor({ timeout: 15000 });
+  });
+
+  it('the player plays a recording and seeks', async () => {
+    const admin = adminPage;
+    await admin.goto(`${g.base}/#/admin/recordings`);
+    const row = admin.locator('#recordings-table tbody tr[data-recording]').first();
+    await row.waitFor({ timeout: 15000 });
+    await row.getByRole('link', { name: 'Play' }).click();
+    await admin.waitForFunction(() => window.__guacrPlayer?.loaded, null, { timeout: 20000 });
+    const duration = await admin.evaluate(() => window.__guacrPlayer.duration);
+    assert.ok(duration > 500, `the recording lasts (${duration} ms)`);
+    await admin.waitForFunction(() => (document.querySelector('#player-keys')?.textContent || '') !== 'Loading…');
+    assert.match(await admin.locator('#player-keys').textContent(), /hello-from-browser|echo/, 'the key log lists what was typed');
+    // Seek to the end and to the start: the picture differs.
+    const seekTo = async (ms) => {
+      await admin.locator('#player-seek').evaluate((el, v) => { el.value = String(v); el.dispatchEvent(new Event('input', { bubbles: true })); }, ms);
+      await admin.waitForFunction((v) => Math.abs(window.__guacrPlayer.position - v) < 1000, ms, { timeout: 15000 });
+    };
+    await seekTo(duration);
+    const end = await admin.evaluate(() => { const c = window.__guacrPlayer.display.flatten(); return c.toDataURL(); });
+    await seekTo(0);
+    const start = await admin.evaluate(() => { const c = window.__guacrPlayer.display.flatten(); return c.toDataURL(); });
+    assert.notEqual(start, end, 'seeking changes the picture');
+    await seekTo(Math.floor(duration / 2));
+    // Play at 4x: the position advances.
+    await admin.locator('#player-speed').selectOption('4');
+    const p0 = await admin.evaluate(() => window.__guacrPlayer.position);
+    await admin.locator('#player-play').click();
+    await admin.waitForFunction((v) => window.__guacrPlayer.position > v + 300 || window.__guacrPlayer.position >= window.__guacrPlayer.duration, p0, { timeout: 10000 });
+    await admin.locator('#player-play').click();
+    assert.equal(await admin.evaluate(() => window.__guacrPlayer.playing), false);
+    await shot(admin, 'player');
+  });
+
+  it('no page raised a script error', () => {
+    const errors = pages.flatMap((p) => p.errors)
+      // Failed requests the tests provoke on purpose (401 login, refused tunnels) are logged by Chromium.
+      .filter((e) => !/status of 40[13]|WebSocket connection/.test(e));
+    assert.deepEqual(errors, []);
+  });
+});
