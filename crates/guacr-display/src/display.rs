@@ -11,8 +11,8 @@ use crate::encode::{self, Kind, Opts, Piece};
 use crate::framebuffer::Framebuffer;
 use crate::pool::EncodePool;
 use crate::{
-    BROADCAST_STREAM, Damage, DisplayConfig, DisplayError, LAG_BAD, LAG_GOOD,
-    MAX_CURSOR_DIMENSION, PixelFormat, Rect, USER_STREAM, scroll, wire,
+    BROADCAST_STREAM, Damage, DisplayConfig, DisplayError, LAG_BAD, LAG_GOOD, MAX_CURSOR_DIMENSION,
+    PixelFormat, Rect, USER_STREAM, scroll, wire,
 };
 
 /// Tile size of the change search.
@@ -305,7 +305,8 @@ impl Display {
     }
 
     /// Sets the cursor image: `rgba` holds `w`×`h` pixels R, G, B, A
-    /// (straight alpha); the hotspot must lie inside the image.
+    /// (straight alpha). `w == 0 || h == 0` hides the cursor; a hotspot
+    /// outside the image is clamped to its edge.
     pub fn set_cursor(
         &mut self,
         hotspot_x: u32,
@@ -314,21 +315,20 @@ impl Display {
         h: u32,
         rgba: &[u8],
     ) -> Result<(), DisplayError> {
-        let bad = DisplayError::InvalidCursor {
-            width: w,
-            height: h,
-            hotspot_x,
-            hotspot_y,
-        };
-        if w == 0
-            || h == 0
-            || w > MAX_CURSOR_DIMENSION
-            || h > MAX_CURSOR_DIMENSION
-            || hotspot_x >= w
-            || hotspot_y >= h
-        {
-            return Err(bad);
+        if w == 0 || h == 0 {
+            self.hide_cursor();
+            return Ok(());
         }
+        if w > MAX_CURSOR_DIMENSION || h > MAX_CURSOR_DIMENSION {
+            return Err(DisplayError::InvalidCursor {
+                width: w,
+                height: h,
+                hotspot_x,
+                hotspot_y,
+            });
+        }
+        // Some servers put the hotspot on the edge: clamp rather than refuse.
+        let (hotspot_x, hotspot_y) = (hotspot_x.min(w - 1), hotspot_y.min(h - 1));
         let needed = w as usize * h as usize * 4;
         if rgba.len() < needed {
             return Err(DisplayError::ShortBuffer {
@@ -593,8 +593,15 @@ impl State {
         }
         for b in &search {
             for m in scroll::detect_and_apply(&self.fb, &mut self.shadow, *b) {
-                wire::copy(&mut out, 0, m.x, m.src_y, m.width, m.height, 0, m.x, m.dst_y);
-                self.move_lossy(Rect::new(m.x, m.src_y, m.width, m.height), m.x, m.dst_y, now);
+                wire::copy(
+                    &mut out, 0, m.x, m.src_y, m.width, m.height, 0, m.x, m.dst_y,
+                );
+                self.move_lossy(
+                    Rect::new(m.x, m.src_y, m.width, m.height),
+                    m.x,
+                    m.dst_y,
+                    now,
+                );
                 stats.copies += 1;
                 stats.scrolls += 1;
             }
@@ -737,7 +744,16 @@ impl State {
             .map(|b| encode::encode_png(shadow, *b))
             .collect();
         for (b, data) in bands.iter().zip(pngs) {
-            wire::image(&mut out, USER_STREAM, COMP_OVER, 0, "image/png", b.x, b.y, &data);
+            wire::image(
+                &mut out,
+                USER_STREAM,
+                COMP_OVER,
+                0,
+                "image/png",
+                b.x,
+                b.y,
+                &data,
+            );
         }
         if !self.undelivered.is_empty() {
             // The joiner will also receive the undelivered (already applied)

@@ -152,10 +152,7 @@ fn png_encoder(
     enc
 }
 
-fn finish_png(
-    enc: png::Encoder<'_, &mut Vec<u8>>,
-    data: &[u8],
-) -> Result<(), png::EncodingError> {
+fn finish_png(enc: png::Encoder<'_, &mut Vec<u8>>, data: &[u8]) -> Result<(), png::EncodingError> {
     let mut w = enc.write_header()?;
     w.write_image_data(data)?;
     w.finish()
@@ -265,7 +262,8 @@ fn jpeg(fb: &Framebuffer, r: Rect, quality: u8) -> Option<Vec<u8>> {
     let h = u16::try_from(r.height).ok()?;
     let mut buf = Vec::with_capacity(data.len() / 8 + 1024);
     let enc = jpeg_encoder::Encoder::new(&mut buf, quality.clamp(1, 100));
-    enc.encode(&data, w, h, jpeg_encoder::ColorType::Bgra).ok()?;
+    enc.encode(&data, w, h, jpeg_encoder::ColorType::Bgra)
+        .ok()?;
     Some(buf)
 }
 
@@ -280,7 +278,10 @@ mod tests {
         split_bands(r, &mut v);
         assert!(v.len() > 1);
         assert_eq!(v.iter().map(Rect::area).sum::<u64>(), r.area());
-        assert!(v.iter().all(|b| b.area() <= BAND_PIXELS && b.x == 3 && b.width == 1920));
+        assert!(
+            v.iter()
+                .all(|b| b.area() <= BAND_PIXELS && b.x == 3 && b.width == 1920)
+        );
         assert_eq!(v[0].y, 5);
         assert_eq!(v.last().map(Rect::bottom), Some(r.bottom()));
     }
@@ -298,14 +299,25 @@ mod tests {
             Kind::Fill(0x123456)
         ));
         fb.fill(3, 3, 5, 5, 0xffffff).unwrap();
-        assert!(matches!(encode_region(&fb, fb.bounds(), o).kind, Kind::Png(_)));
-        let px: Vec<u32> = (0..128 * 128u32).map(|i| i.wrapping_mul(2654435761) >> 8).collect();
+        assert!(matches!(
+            encode_region(&fb, fb.bounds(), o).kind,
+            Kind::Png(_)
+        ));
+        let px: Vec<u32> = (0..128 * 128u32)
+            .map(|i| i.wrapping_mul(2654435761) >> 8)
+            .collect();
         fb.put_pixels(0, 0, 128, 128, &px, 128).unwrap();
-        assert!(matches!(encode_region(&fb, fb.bounds(), o).kind, Kind::Jpeg(_)));
+        assert!(matches!(
+            encode_region(&fb, fb.bounds(), o).kind,
+            Kind::Jpeg(_)
+        ));
         let o = Opts {
             jpeg: false,
             quality: 80,
         };
-        assert!(matches!(encode_region(&fb, fb.bounds(), o).kind, Kind::Png(_)));
+        assert!(matches!(
+            encode_region(&fb, fb.bounds(), o).kind,
+            Kind::Png(_)
+        ));
     }
 }

@@ -341,8 +341,16 @@ mod tests {
     #[test]
     fn put_bytes_formats_agree() {
         let mut a = Framebuffer::new(2, 1).unwrap();
-        a.put_bytes(0, 0, 2, 1, &[3, 2, 1, 9, 6, 5, 4, 9], 8, PixelFormat::Bgrx32)
-            .unwrap();
+        a.put_bytes(
+            0,
+            0,
+            2,
+            1,
+            &[3, 2, 1, 9, 6, 5, 4, 9],
+            8,
+            PixelFormat::Bgrx32,
+        )
+        .unwrap();
         let mut b = Framebuffer::new(2, 1).unwrap();
         b.put_bytes(0, 0, 2, 1, &[1, 2, 3, 4, 5, 6], 6, PixelFormat::Rgb24)
             .unwrap();

@@ -25,7 +25,7 @@
 //!   - [`Display::set_cursor`]`(hotspot_x, hotspot_y, w, h, &rgba)` — RGBA
 //!     bytes, straight (non-premultiplied) alpha; sent as `size`/`img` on an
 //!     off-screen buffer ([`DisplayConfig::cursor_layer`], default -1) plus
-//!     `cursor`. [`Display::hide_cursor`] sends an empty cursor.
+//!     `cursor`. `w == 0 || h == 0` (or [`Display::hide_cursor`]) hides it.
 //! * Frames: [`Display::take_frame`]`(&mut Vec<u8>) -> FrameStats` appends the
 //!   instructions for everything changed since the previous frame (blocking
 //!   the caller while the worker pool encodes); [`Display::take_frame_async`]
@@ -91,7 +91,7 @@ pub const MAX_DIMENSION: u32 = 16384;
 /// Largest accepted number of pixels (a bit more than 7680×4320).
 pub const MAX_PIXELS: u64 = 1 << 25;
 /// Largest accepted cursor width or height.
-pub const MAX_CURSOR_DIMENSION: u32 = 512;
+pub const MAX_CURSOR_DIMENSION: u32 = 1024;
 /// Raw bytes per `blob` (as guacd).
 pub const BLOB_MAX: usize = 6048;
 /// Broadcast image stream index (odd: broadcast).
@@ -102,7 +102,9 @@ pub const USER_STREAM: i32 = 2;
 /// Why a display operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DisplayError {
-    #[error("invalid display size {width}x{height} (allowed: 1..={MAX_DIMENSION} per side, at most {MAX_PIXELS} pixels)")]
+    #[error(
+        "invalid display size {width}x{height} (allowed: 1..={MAX_DIMENSION} per side, at most {MAX_PIXELS} pixels)"
+    )]
     InvalidSize { width: u32, height: u32 },
     #[error("rectangle {rect:?} is outside the {width}x{height} display")]
     OutOfBounds { rect: Rect, width: u32, height: u32 },

@@ -78,7 +78,10 @@ impl EncodePool {
     }
 
     /// Starts `f` on the pool; the returned [`Job`] yields its result.
-    pub(crate) fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Job<T> {
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Job<T> {
         let slot = Arc::new(Slot {
             state: Mutex::new((None, None)),
         });
@@ -138,7 +141,9 @@ mod tests {
         let name = pool.run(|| std::thread::current().name().map(str::to_owned));
         assert!(name.is_some_and(|n| n.starts_with("guacr-encode-")));
         let job = pool.spawn(|| std::thread::current().name().map(str::to_owned));
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let name = rt.block_on(job);
         assert!(name.is_some_and(|n| n.starts_with("guacr-encode-")));
     }

@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(a.union(&b), Rect::new(0, 0, 15, 15));
         assert_eq!(a.intersect(&Rect::new(10, 0, 5, 5)), None);
         assert!(a.touches(&Rect::new(10, 0, 5, 5)));
-        assert_eq!(Rect::new(5, 5, 100, 100).clip(20, 10), Some(Rect::new(5, 5, 15, 5)));
+        assert_eq!(
+            Rect::new(5, 5, 100, 100).clip(20, 10),
+            Some(Rect::new(5, 5, 15, 5))
+        );
     }
 
     #[test]

@@ -187,7 +187,7 @@ mod tests {
             let seed = first_line + l;
             for y in 0..16 {
                 for x in 0..fb.width() {
-                    let on = (x.wrapping_mul(7) ^ seed.wrapping_mul(13) ^ y) % 5 == 0;
+                    let on = (x.wrapping_mul(7) ^ seed.wrapping_mul(13) ^ y).is_multiple_of(5);
                     fb.fill(x, l * 16 + y, 1, 1, if on { 0xffffff } else { 0 })
                         .unwrap();
                 }
