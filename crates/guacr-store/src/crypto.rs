@@ -36,9 +36,9 @@ impl SecretKey {
 
     /// From raw bytes (exactly 32).
     pub fn from_bytes(bytes: &[u8]) -> Result<SecretKey, Error> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| {
-            Error::BadKey(format!("expected 32 bytes, got {}", bytes.len()))
-        })?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| Error::BadKey(format!("expected 32 bytes, got {}", bytes.len())))?;
         Ok(SecretKey(Zeroizing::new(arr)))
     }
 
@@ -71,9 +71,10 @@ impl SecretKey {
 
     /// Reads a key file.
     pub fn load(path: &Path) -> Result<SecretKey, Error> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::Io(format!("cannot read secret key {}: {e}", path.display()))
-        })?);
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                Error::Io(format!("cannot read secret key {}: {e}", path.display()))
+            })?);
         SecretKey::parse(&text).map_err(|e| match e {
             Error::BadKey(m) => Error::BadKey(format!("{}: {m}", path.display())),
             e => e,
@@ -160,7 +161,13 @@ impl SecretKey {
         let cipher = Aes256Gcm::new_from_slice(&self.0[..])
             .map_err(|_| Error::Crypto("bad key length".to_owned()))?;
         let plain = cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: aad.as_bytes() })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ct,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| {
                 Error::Crypto("authentication failed (wrong key or altered value)".to_owned())
             })?;
@@ -203,7 +210,10 @@ mod tests {
         assert_eq!(k.decrypt(&c, "conn:1:password").unwrap(), "hunter2");
         assert!(k.decrypt(&c, "conn:2:password").is_err());
         let other = SecretKey::generate().unwrap();
-        assert!(matches!(other.decrypt(&c, "conn:1:password"), Err(Error::Crypto(_))));
+        assert!(matches!(
+            other.decrypt(&c, "conn:1:password"),
+            Err(Error::Crypto(_))
+        ));
         // A fresh nonce every time.
         assert_ne!(c, k.encrypt("hunter2", "conn:1:password").unwrap());
     }
@@ -214,9 +224,15 @@ mod tests {
         let b64 = k.to_base64();
         let hex = hex::encode(&k.0[..]);
         assert_eq!(SecretKey::parse(&b64).unwrap().0[..], k.0[..]);
-        assert_eq!(SecretKey::parse(&format!(" {hex}\n")).unwrap().0[..], k.0[..]);
+        assert_eq!(
+            SecretKey::parse(&format!(" {hex}\n")).unwrap().0[..],
+            k.0[..]
+        );
         assert!(matches!(SecretKey::parse("short"), Err(Error::BadKey(_))));
-        assert!(matches!(SecretKey::parse(&STANDARD.encode([1u8; 16])), Err(Error::BadKey(_))));
+        assert!(matches!(
+            SecretKey::parse(&STANDARD.encode([1u8; 16])),
+            Err(Error::BadKey(_))
+        ));
         assert_eq!(format!("{k:?}"), "SecretKey(..)");
     }
 

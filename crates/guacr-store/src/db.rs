@@ -118,7 +118,10 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<(Backend,
     let mut opts = AnyPoolOptions::new().max_connections(max);
     if memory {
         // One connection that lives as long as the pool: the database is that connection.
-        opts = opts.min_connections(1).idle_timeout(None).max_lifetime(None);
+        opts = opts
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
     }
     let pool = opts.connect(&url).await.map_err(|e| match e {
         sqlx::Error::Configuration(m) => Error::Invalid(format!("database URL: {m}")),
@@ -126,7 +129,9 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<(Backend,
     })?;
     if backend == Backend::Sqlite && !memory {
         // WAL: readers do not block the writer (the web server reads while it audits).
-        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await?;
     }
     Ok((backend, pool))
 }
@@ -145,8 +150,13 @@ mod tests {
         assert_eq!(u, "sqlite:///tmp/x.db?mode=rwc");
         let (_, u) = classify("sqlite:///tmp/x.db?mode=ro").unwrap();
         assert_eq!(u, "sqlite:///tmp/x.db?mode=ro");
-        assert_eq!(classify("postgres://a:b@h/db").unwrap().0, Backend::Postgres);
-        let e = classify("mysql://root:hunter2@h/db").unwrap_err().to_string();
+        assert_eq!(
+            classify("postgres://a:b@h/db").unwrap().0,
+            Backend::Postgres
+        );
+        let e = classify("mysql://root:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unsupported") && !e.contains("hunter2"), "{e}");
     }
 }

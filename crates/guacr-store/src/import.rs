@@ -113,12 +113,14 @@ pub fn parse_user_mapping(xml: &str) -> Result<UserMapping, Error> {
         let username = auth
             .attribute("username")
             .filter(|u| !u.is_empty())
-            .ok_or_else(|| {
-                Error::Import(format!("<authorize> on line {line} has no username"))
-            })?
+            .ok_or_else(|| Error::Import(format!("<authorize> on line {line} has no username")))?
             .to_owned();
         let pw = auth.attribute("password").unwrap_or("");
-        let password = match auth.attribute("encoding").map(str::to_ascii_lowercase).as_deref() {
+        let password = match auth
+            .attribute("encoding")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("") | Some("plain") => MappedPassword::Plain(pw.to_owned()),
             Some("md5") => MappedPassword::Hashed(LegacyHash::Md5, pw.to_owned()),
             Some("sha256") => MappedPassword::Hashed(LegacyHash::Sha256, pw.to_owned()),
@@ -226,7 +228,10 @@ mod tests {
         assert_eq!(alice.connections.len(), 2);
         assert_eq!(alice.connections[0].params["password"], "s3cret");
         let bob = &m.users[1];
-        assert!(matches!(bob.password, MappedPassword::Hashed(LegacyHash::Md5, _)));
+        assert!(matches!(
+            bob.password,
+            MappedPassword::Hashed(LegacyHash::Md5, _)
+        ));
         assert_eq!(bob.connections[0].name, DEFAULT_CONNECTION_NAME);
         assert_eq!(bob.connections[0].protocol, "vnc");
         assert_eq!(bob.connections[0].params["port"], "5900");
@@ -238,7 +243,10 @@ mod tests {
     #[test]
     fn clear_errors() {
         for (xml, want) in [
-            ("<user-mapping><authorize password='x'/></user-mapping>", "no username"),
+            (
+                "<user-mapping><authorize password='x'/></user-mapping>",
+                "no username",
+            ),
             ("<nope/>", "expected <user-mapping>"),
             ("<user-mapping><authorize", "not well-formed"),
             (

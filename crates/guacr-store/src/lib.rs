@@ -501,7 +501,11 @@ impl Store {
     }
 
     /// [`Store::open`] with options (lockout policy, secret predicate, clock, pool size).
-    pub async fn open_with(url: &str, key: Option<SecretKey>, options: StoreOptions) -> Result<Store> {
+    pub async fn open_with(
+        url: &str,
+        key: Option<SecretKey>,
+        options: StoreOptions,
+    ) -> Result<Store> {
         Ok(Store {
             inner: Arc::new(store::Inner::open(url, key, options).await?),
         })
@@ -594,7 +598,12 @@ impl Store {
 
     /// Stores a legacy hex hash (Guacamole `user-mapping.xml` md5/sha256); the
     /// first successful login replaces it with argon2id.
-    pub async fn set_legacy_password(&self, id: UserId, kind: LegacyHash, hex_digest: &str) -> Result<()> {
+    pub async fn set_legacy_password(
+        &self,
+        id: UserId,
+        kind: LegacyHash,
+        hex_digest: &str,
+    ) -> Result<()> {
         self.inner.set_legacy_password(id, kind, hex_digest).await
     }
 
@@ -607,7 +616,12 @@ impl Store {
     /// A login attempt: lockout, password (argon2id or legacy, upgraded on
     /// success), disabled flag, TOTP (±1 step, a code is accepted once).
     /// Failures count towards the lockout policy. Does not write audit events.
-    pub async fn authenticate(&self, username: &str, password: &str, totp: Option<&str>) -> Result<LoginOutcome> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Result<LoginOutcome> {
         self.inner.authenticate(username, password, totp).await
     }
 
@@ -627,6 +641,12 @@ impl Store {
     /// Confirms enrolment with a current code; `true` = TOTP now required at login.
     pub async fn totp_confirm(&self, id: UserId, code: &str) -> Result<bool> {
         self.inner.totp_confirm(id, code).await
+    }
+
+    /// Sets an already-known TOTP secret (base32, e.g. migrated from another
+    /// system); TOTP is required at login from now on. Needs the key.
+    pub async fn totp_set_secret(&self, id: UserId, secret_base32: &str) -> Result<()> {
+        self.inner.totp_set_secret(id, secret_base32).await
     }
 
     /// Removes TOTP from a user.
@@ -712,7 +732,11 @@ impl Store {
     /// Replaces name/protocol/group/description/params. A parameter whose new
     /// value is [`SECRET_PLACEHOLDER`] keeps its stored value; parameters
     /// missing from `update.params` are removed.
-    pub async fn update_connection(&self, id: ConnectionId, update: &NewConnection) -> Result<Connection> {
+    pub async fn update_connection(
+        &self,
+        id: ConnectionId,
+        update: &NewConnection,
+    ) -> Result<Connection> {
         self.inner.update_connection(id, update).await
     }
 
@@ -729,7 +753,11 @@ impl Store {
     }
 
     /// Replaces who may use a connection.
-    pub async fn set_connection_permissions(&self, id: ConnectionId, perms: &Permissions) -> Result<()> {
+    pub async fn set_connection_permissions(
+        &self,
+        id: ConnectionId,
+        perms: &Permissions,
+    ) -> Result<()> {
         self.inner.set_connection_permissions(id, perms).await
     }
 
@@ -778,7 +806,11 @@ impl Store {
     /// creates missing users (plain passwords hashed with argon2id, md5/sha256
     /// kept as legacy hashes), creates or updates their connections (folder
     /// `group`, empty for `""`), and grants each user its connections.
-    pub async fn import_user_mapping(&self, mapping: &UserMapping, group: &str) -> Result<ImportReport> {
+    pub async fn import_user_mapping(
+        &self,
+        mapping: &UserMapping,
+        group: &str,
+    ) -> Result<ImportReport> {
         self.inner.import_user_mapping(mapping, group).await
     }
 }

@@ -427,12 +427,7 @@ impl Inner {
         Ok(n > 0)
     }
 
-    pub(crate) async fn set_password(
-        &self,
-        id: UserId,
-        pw: &str,
-        must_change: bool,
-    ) -> Result<()> {
+    pub(crate) async fn set_password(&self, id: UserId, pw: &str, must_change: bool) -> Result<()> {
         let pw = pw.to_owned();
         let hash = blocking(move || password::hash(&pw)).await??;
         let n = sqlx::query(
@@ -458,21 +453,24 @@ impl Inner {
         hex_digest: &str,
     ) -> Result<()> {
         let stored = password::legacy_encode(kind, hex_digest)?;
-        let n = sqlx::query(
-            "UPDATE users SET password_hash = NULL, legacy_hash = $1 WHERE id = $2",
-        )
-        .bind(stored)
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let n =
+            sqlx::query("UPDATE users SET password_hash = NULL, legacy_hash = $1 WHERE id = $2")
+                .bind(stored)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if n == 0 {
             return Err(Error::NotFound(format!("user {id}")));
         }
         Ok(())
     }
 
-    async fn credentials(&self, by_id: Option<UserId>, by_name: &str) -> Result<Option<Credentials>> {
+    async fn credentials(
+        &self,
+        by_id: Option<UserId>,
+        by_name: &str,
+    ) -> Result<Option<Credentials>> {
         let cols = format!("{USER_COLS}, password_hash, legacy_hash, totp_last_step");
         let row = match by_id {
             Some(id) => {
@@ -615,11 +613,12 @@ impl Inner {
     }
 
     pub(crate) async fn unlock_user(&self, id: UserId) -> Result<()> {
-        let n = sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if n == 0 {
             return Err(Error::NotFound(format!("user {id}")));
         }
@@ -670,6 +669,28 @@ impl Inner {
         .execute(&self.pool)
         .await?;
         Ok(true)
+    }
+
+    pub(crate) async fn totp_set_secret(&self, id: UserId, secret_base32: &str) -> Result<()> {
+        let secret = totp::from_base32(secret_base32)
+            .filter(|s| s.len() >= 10)
+            .ok_or_else(|| {
+                Error::Invalid("a TOTP secret is at least 16 base32 characters".to_owned())
+            })?;
+        let b32 = totp::base32(&secret);
+        let enc = self.key()?.encrypt(&b32, &totp_aad(id, false))?;
+        let n = sqlx::query(
+            "UPDATE users SET totp_secret = $1, totp_pending = NULL, totp_last_step = NULL WHERE id = $2",
+        )
+        .bind(enc)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("user {id}")));
+        }
+        Ok(())
     }
 
     pub(crate) async fn totp_disable(&self, id: UserId) -> Result<()> {
@@ -809,11 +830,13 @@ impl Inner {
 
     async fn exists(&self, table: &str, id: i64) -> Result<bool> {
         // `table` is one of ours, never input.
-        Ok(sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        Ok(
+            sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
     }
 
     async fn require(&self, table: &str, what: &str, id: i64) -> Result<()> {
@@ -1191,12 +1214,24 @@ impl Inner {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
         for u in &p.users {
-            Self::insert_pair(&mut tx, "connection_user_perms", ("connection_id", "user_id"), id, *u)
-                .await?;
+            Self::insert_pair(
+                &mut tx,
+                "connection_user_perms",
+                ("connection_id", "user_id"),
+                id,
+                *u,
+            )
+            .await?;
         }
         for g in &p.groups {
-            Self::insert_pair(&mut tx, "connection_group_perms", ("connection_id", "group_id"), id, *g)
-                .await?;
+            Self::insert_pair(
+                &mut tx,
+                "connection_group_perms",
+                ("connection_id", "group_id"),
+                id,
+                *g,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1206,8 +1241,14 @@ impl Inner {
         self.require("connections", "connection", id).await?;
         self.require("users", "user", user).await?;
         let mut tx = self.pool.begin().await?;
-        Self::insert_pair(&mut tx, "connection_user_perms", ("connection_id", "user_id"), id, user)
-            .await?;
+        Self::insert_pair(
+            &mut tx,
+            "connection_user_perms",
+            ("connection_id", "user_id"),
+            id,
+            user,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1225,22 +1266,33 @@ impl Inner {
         self.require("connections", "connection", id).await?;
         self.require("user_groups", "group", group).await?;
         let mut tx = self.pool.begin().await?;
-        Self::insert_pair(&mut tx, "connection_group_perms", ("connection_id", "group_id"), id, group)
-            .await?;
+        Self::insert_pair(
+            &mut tx,
+            "connection_group_perms",
+            ("connection_id", "group_id"),
+            id,
+            group,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub(crate) async fn revoke_group(&self, id: ConnectionId, group: GroupId) -> Result<()> {
-        sqlx::query("DELETE FROM connection_group_perms WHERE connection_id = $1 AND group_id = $2")
-            .bind(id)
-            .bind(group)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "DELETE FROM connection_group_perms WHERE connection_id = $1 AND group_id = $2",
+        )
+        .bind(id)
+        .bind(group)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    pub(crate) async fn connections_for_user(&self, user: UserId) -> Result<Vec<ConnectionSummary>> {
+    pub(crate) async fn connections_for_user(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<ConnectionSummary>> {
         let Some(u) = self.get_user(user).await? else {
             return Ok(Vec::new());
         };

@@ -17,9 +17,18 @@ pub fn hotp(secret: &[u8], counter: u64, digits: u32) -> String {
     mac.update(&counter.to_be_bytes());
     let h = mac.finalize().into_bytes();
     let offset = (h[h.len() - 1] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([h[offset] & 0x7f, h[offset + 1], h[offset + 2], h[offset + 3]]);
+    let bin = u32::from_be_bytes([
+        h[offset] & 0x7f,
+        h[offset + 1],
+        h[offset + 2],
+        h[offset + 3],
+    ]);
     let modulo = 10u64.pow(digits.min(9));
-    format!("{:0width$}", u64::from(bin) % modulo, width = digits.min(9) as usize)
+    format!(
+        "{:0width$}",
+        u64::from(bin) % modulo,
+        width = digits.min(9) as usize
+    )
 }
 
 /// The step containing unix time `t` (seconds).
@@ -40,12 +49,10 @@ pub fn verify(secret: &[u8], code: &str, unix_seconds: i64) -> Option<i64> {
         return None;
     }
     let now = step_at(unix_seconds);
-    (now - 1..=now + 1)
-        .filter(|s| *s >= 0)
-        .find(|s| {
-            let want = hotp(secret, *s as u64, DIGITS);
-            subtle::ConstantTimeEq::ct_eq(want.as_bytes(), code.as_bytes()).into()
-        })
+    (now - 1..=now + 1).filter(|s| *s >= 0).find(|s| {
+        let want = hotp(secret, *s as u64, DIGITS);
+        subtle::ConstantTimeEq::ct_eq(want.as_bytes(), code.as_bytes()).into()
+    })
 }
 
 /// Base32 (RFC 4648, no padding), as authenticator apps expect.
@@ -127,7 +134,14 @@ mod tests {
     #[test]
     fn uri_and_base32() {
         let uri = otpauth_uri("guacr", "al ice", SECRET);
-        assert!(uri.starts_with("otpauth://totp/guacr:al%20ice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&"));
-        assert_eq!(from_base32("gezdgnbvgy3tqojqgezdgnbvgy3tqojq").unwrap(), SECRET);
+        assert!(
+            uri.starts_with(
+                "otpauth://totp/guacr:al%20ice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&"
+            )
+        );
+        assert_eq!(
+            from_base32("gezdgnbvgy3tqojqgezdgnbvgy3tqojq").unwrap(),
+            SECRET
+        );
     }
 }
