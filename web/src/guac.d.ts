@@ -45,6 +45,7 @@ declare module 'guacamole-common-js' {
       onclipboard: ((stream: InputStream, mimetype: string) => void) | null;
       onrequired: ((params: string[]) => void) | null;
     }
+    interface Parser { oninstruction: ((opcode: string, args: string[]) => void) | null; receive(packet: string): void }
     interface StringReader { ontext: ((text: string) => void) | null; onend: (() => void) | null }
     interface StringWriter { sendText(text: string): void; sendEnd(): void }
     interface MouseTarget { onEach(types: string[], listener: (e: MouseEvent) => void): void }
@@ -84,6 +85,7 @@ declare module 'guacamole-common-js' {
     StringReader: new (stream: Guacamole.InputStream) => Guacamole.StringReader;
     StringWriter: new (stream: Guacamole.OutputStream) => Guacamole.StringWriter;
     SessionRecording: new (source: Blob | Guacamole.Tunnel) => Guacamole.SessionRecording;
+    Parser: new () => Guacamole.Parser;
     AudioPlayer: { getSupportedTypes(): string[] };
     VideoPlayer: { getSupportedTypes(): string[] };
   }

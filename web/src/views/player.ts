@@ -6,6 +6,51 @@ import { onLeave, requireUser, shell } from '../main';
 interface PlayerHook { loaded: boolean; duration: number; position: number; playing: boolean; speed: number; error: string; display: Guacamole.Display | null }
 declare global { interface Window { __guacrPlayer?: PlayerHook } }
 
+/**
+ * A read-only Guacamole.Tunnel over a downloaded recording. guacamole-common-js 1.5.0's
+ * SessionRecording cannot read a Blob source (it never keeps the Blob it is given), but it
+ * reads tunnels correctly: this one parses the file in slices and closes when done.
+ */
+function recordingTunnel(blob: Blob): Guacamole.Tunnel {
+  let stopped = false;
+  const t: Guacamole.Tunnel = {
+    state: 0,
+    uuid: null,
+    onerror: null,
+    onstatechange: null,
+    onuuid: null,
+    oninstruction: null,
+    isConnected: () => t.state === 1,
+    sendMessage: () => { /* nothing to send to a file */ },
+    disconnect: () => { stopped = true; },
+    connect: () => {
+      const setState = (s: number) => { t.state = s; t.onstatechange?.(s); };
+      setState(1);
+      void (async () => {
+        try {
+          const text = await blob.text();
+          const parser = new Guacamole.Parser();
+          parser.oninstruction = (op, args) => t.oninstruction?.(op, args);
+          const SLICE = 256 * 1024;
+          for (let i = 0; i < text.length && !stopped;) {
+            let end = Math.min(text.length, i + SLICE);
+            // Never split a surrogate pair between two slices.
+            const c = text.charCodeAt(end - 1);
+            if (end < text.length && c >= 0xD800 && c <= 0xDBFF) end--;
+            parser.receive(text.slice(i, end));
+            i = end;
+            await new Promise((r) => setTimeout(r, 0));
+          }
+        } catch (e) {
+          t.onerror?.({ code: 0x0300, message: e instanceof Error ? e.message : String(e), isError: () => true });
+        }
+        setState(2);
+      })();
+    },
+  };
+  return t;
+}
+
 export async function renderPlayer(name: string): Promise<void> {
   if (!(await requireUser(true))) return;
   const main = shell(`Recording ${name}`, 'admin');
@@ -41,7 +86,7 @@ export async function renderPlayer(name: string): Promise<void> {
     hook.error = (e as Error).message;
     return;
   }
-  const rec = new Guacamole.SessionRecording(blob);
+  const rec = new Guacamole.SessionRecording(recordingTunnel(blob));
   const display = rec.getDisplay();
   hook.display = display;
   const el = display.getElement();
