@@ -174,6 +174,16 @@ describe('guacr web client', () => {
     const row = admin.locator('#sessions-table tbody tr', { hasText: user.username }).first();
     await row.waitFor();
     await shot(admin, 'admin-sessions');
+    // An admin can watch the live session (join read-only) from the list.
+    const sid = await row.getAttribute('data-session-id');
+    const watch = await admin.context().newPage();
+    watch.errors = [];
+    watch.testName = 'admin-watch';
+    pages.push(watch);
+    await watch.goto(`${g.base}/#/client?join=${encodeURIComponent(sid)}&read_only=1`);
+    await waitConnected(watch);
+    await settle(watch);
+    assert.ok(await colours(watch) > 1, 'the watching admin sees the terminal');
     await row.locator('.kill-reason').fill('maintenance <b>window</b>');
     await row.locator('button.kill').click();
     const msg = userPage.locator('#status-message');
@@ -259,9 +269,11 @@ describe('guacr web client', () => {
   it('the player plays a recording and seeks', async () => {
     const admin = adminPage;
     await admin.goto(`${g.base}/#/admin/recordings`);
-    const row = admin.locator('#recordings-table tbody tr[data-recording]').first();
-    await row.waitFor({ timeout: 15000 });
-    await row.getByRole('link', { name: 'Play' }).click();
+    await admin.locator('#recordings-table tbody tr[data-recording]').first().waitFor({ timeout: 15000 });
+    // The biggest recording is the long session of the first tests.
+    const sizes = await admin.locator('#recordings-table tbody tr[data-recording]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-size'))));
+    const biggest = sizes.indexOf(Math.max(...sizes));
+    await admin.locator('#recordings-table tbody tr[data-recording]').nth(biggest).getByRole('link', { name: 'Play' }).click();
     await admin.waitForFunction(() => window.__guacrPlayer?.loaded, null, { timeout: 20000 });
     const duration = await admin.evaluate(() => window.__guacrPlayer.duration);
     assert.ok(duration > 500, `the recording lasts (${duration} ms)`);
@@ -286,6 +298,59 @@ describe('guacr web client', () => {
     await admin.locator('#player-play').click();
     assert.equal(await admin.evaluate(() => window.__guacrPlayer.playing), false);
     await shot(admin, 'player');
+  });
+
+  it('an admin manages groups and users in the UI; a disabled user cannot sign in', async () => {
+    const admin = adminPage;
+    await admin.goto(`${g.base}/#/admin/groups`);
+    await admin.getByRole('button', { name: 'New group' }).click();
+    await admin.locator('#group-name').fill('Ops <i>team</i>');
+    await admin.getByRole('button', { name: 'Create group' }).click();
+    const grow = admin.locator('#groups-table tbody tr', { hasText: 'Ops <i>team</i>' });
+    await grow.waitFor();
+    assert.equal(await admin.locator('#groups-table i').count(), 0);
+
+    await admin.goto(`${g.base}/#/admin/users`);
+    await admin.locator('#user-new').click();
+    await admin.locator('#user-username').fill('bob');
+    await admin.locator('#user-display').fill('Bob "<u>"');
+    await admin.locator('#user-password').fill('bob-Secret-77');
+    await admin.locator('#user-form').getByLabel('Ops <i>team</i>').check();
+    await admin.getByRole('button', { name: 'Create user' }).click();
+    const urow = admin.locator('#users-table tbody tr', { hasText: 'bob' });
+    await urow.waitFor();
+    assert.match(await urow.textContent(), /Bob "<u>"/);
+    assert.match(await urow.textContent(), /Ops <i>team<\/i>/, 'group membership shown');
+    assert.equal(await admin.locator('#users-table u').count(), 0);
+
+    // bob can sign in…
+    const b = await page('bob');
+    await loginUi(b, g.base, 'bob', 'bob-Secret-77');
+    await b.getByRole('heading', { name: 'Your connections' }).waitFor();
+    // …until an admin disables him.
+    await urow.getByRole('button', { name: 'Edit' }).click();
+    await admin.locator('#user-disabled').check();
+    await admin.getByRole('button', { name: 'Save' }).click();
+    await admin.locator('#users-table tbody tr', { hasText: 'Disabled' }).waitFor();
+    const b2 = await page('bob-disabled');
+    await loginUi(b2, g.base, 'bob', 'bob-Secret-77');
+    await b2.locator('#login-error').waitFor({ state: 'visible' });
+    assert.ok((await b2.locator('#login-error').textContent()).length > 5, 'a clear refusal is shown');
+    await shot(b2, 'login-disabled-user');
+  });
+
+  it('light and dark themes follow the system and the toggle', async () => {
+    const p = await page('theme', { colorScheme: 'dark' });
+    await p.goto(`${g.base}/#/login`);
+    const bg = () => p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const lum = (c) => { const [r, gg, bb] = c.match(/\d+/g).map(Number); return (r + gg + bb) / 3; };
+    assert.ok(lum(await bg()) < 80, `dark background under prefers-color-scheme: dark (${await bg()})`);
+    const toggle = p.locator('.theme-toggle');
+    await toggle.click(); // auto -> light
+    assert.ok(lum(await bg()) > 200, 'light after the toggle');
+    await toggle.click(); // light -> dark
+    assert.ok(lum(await bg()) < 80, 'dark after the toggle');
+    await shot(p, 'login-dark');
   });
 
   it('no page raised a script error', () => {

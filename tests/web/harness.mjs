@@ -113,13 +113,15 @@ export class Guacr {
       '[server]', 'bind_host = "127.0.0.1"', `bind_port = ${this.daemonPort}`,
       '[daemon]', 'log_level = "info"',
       '[admin]', `bind = "127.0.0.1:${this.adminPort}"`,
-      '[web]', `bind = "127.0.0.1:${this.webPort}"`, `assets = ${JSON.stringify(assets)}`,
+      '[web]', 'enabled = true', `bind = "127.0.0.1:${this.webPort}"`, `assets = ${JSON.stringify(assets)}`,
       `token_secret = ${JSON.stringify(this.tokenSecret)}`,
       '[database]', `url = ${JSON.stringify(this.dbUrl)}`,
-      '[recording]', `path = ${JSON.stringify(this.recordings)}`,
       '',
     ].join('\n'));
-    this.env = { ...process.env, GUACR_SECRET_KEY: crypto.randomBytes(32).toString('hex') };
+    // Everything of this instance stays in its temp dir; the secret key is per run.
+    this.env = { ...process.env, GUACR_DATA_DIR: this.dir, GUACR_SECRET_KEY: crypto.randomBytes(32).toString('hex') };
+    delete this.env.GUACR_DATABASE_URL;
+    delete this.env.GUACR_TOKEN_SECRET;
     this.admin = { username: 'admin', password: `Adm-${crypto.randomBytes(9).toString('base64url')}` };
     this.cli(['user', 'add', this.admin.username, '--admin', '--password-stdin'], { input: `${this.admin.password}\n` });
     this.log = fs.openSync(path.join(ARTIFACTS, `guacr-${process.pid}.log`), 'w');

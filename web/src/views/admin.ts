@@ -390,7 +390,7 @@ async function recordingsView(body: HTMLElement): Promise<void> {
     const recs = await api.recordings();
     recs.sort((a, b) => (b.modified || '').localeCompare(a.modified || ''));
     replace(body, h('div', { class: 'toolbar' }, h('h2', null, 'Recordings')),
-      table(['Name', 'Size', 'Modified', ''], recs.map((r) => h('tr', { 'data-recording': r.name },
+      table(['Name', 'Size', 'Modified', ''], recs.map((r) => h('tr', { 'data-recording': r.name, 'data-size': String(r.size) },
         h('td', { class: 'mono' }, r.name), h('td', null, formatBytes(r.size)), h('td', null, formatTime(r.modified)),
         h('td', { class: 'row-actions' }, r.encrypted
           ? h('span', { class: 'badge', title: 'Encrypted at rest: decrypt it with guacr recording decrypt' }, icon('key'), 'Encrypted')

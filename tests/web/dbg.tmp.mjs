@@ -1,0 +1,10 @@
+import { launchBrowser, newPage, loginUi, shot } from './harness.mjs';
+const b = await launchBrowser(); const p = await newPage(b, 'dbg');
+p.on('console', (m) => console.log('console', m.type(), m.text()));
+await loginUi(p, 'http://127.0.0.1:18080', 'admin', 'admin-pw');
+await p.waitForTimeout(1000);
+await p.goto('http://127.0.0.1:18080/#/admin/recordings/web-guacr-pw');
+await p.waitForTimeout(4000);
+console.log(await p.evaluate(() => JSON.stringify({ ...window.__guacrPlayer, display: undefined })));
+console.log(p.errors, await p.locator('#player-status').textContent(), await p.evaluate(async () => (await fetch('/api/admin/recordings/web-guacr-pw')).status)); await shot(p, 'dbg-player');
+await b.close();
