@@ -202,16 +202,17 @@ impl Typescript {
     /// [`write`](Self::write) at an explicit time (milliseconds since open).
     pub fn write_at(&mut self, data: &[u8], now_ms: u64) -> Result<(), RecordFailure> {
         self.core.write(data, now_ms, &mut self.out);
-        self.send()
+        // Full buffers mid-frame are queued; the files are flushed at frame ends.
+        self.send(false)
     }
 
     /// [`flush`](Self::flush) at an explicit time (milliseconds since open).
     pub fn flush_at(&mut self, now_ms: u64) -> Result<(), RecordFailure> {
         self.core.flush(now_ms, &mut self.out);
-        self.send()
+        self.send(true)
     }
 
-    fn send(&mut self) -> Result<(), RecordFailure> {
+    fn send(&mut self, flush: bool) -> Result<(), RecordFailure> {
         let mut r = match self.failed() {
             Some(f) => Err(f),
             None => Ok(()),
@@ -219,10 +220,15 @@ impl Typescript {
         if r.is_ok() && !self.out.is_empty() {
             let data = Bytes::from(std::mem::take(&mut self.out.data));
             let timing = Bytes::from(std::mem::take(&mut self.out.timing));
-            r = self
-                .data
-                .try_write_flush(data)
-                .and_then(|()| self.timing.try_write_flush(timing));
+            r = if flush {
+                self.data
+                    .try_write_flush(data)
+                    .and_then(|()| self.timing.try_write_flush(timing))
+            } else {
+                self.data
+                    .try_write(data)
+                    .and_then(|()| self.timing.try_write(timing))
+            };
         }
         self.out.data.clear();
         self.out.timing.clear();

@@ -319,17 +319,23 @@ async fn run<W: AsyncWrite + Unpin>(
             sink.out.write_all(&header).await.map_err(Fail::Io)?;
             sink.enc = Some((enc, Vec::with_capacity(WRITE_CHUNK)));
         }
+        // A flush asked for while more data is already queued is done once that
+        // data is written: under sustained output the file is flushed when the
+        // queue runs dry (one system call for many frames), never later.
+        let mut flush_due = false;
         while let Some(cmd) = rx.recv().await {
             match cmd {
                 Cmd::Data { data, flush } => {
                     let r = sink.write(&data).await;
                     queued.fetch_sub(data.len(), Ordering::AcqRel);
                     r?;
-                    if flush {
-                        sink.flush().await?;
-                    }
+                    flush_due |= flush;
                 }
-                Cmd::Flush => sink.flush().await?,
+                Cmd::Flush => flush_due = true,
+            }
+            if flush_due && rx.is_empty() {
+                sink.flush().await?;
+                flush_due = false;
             }
         }
         sink.finish().await

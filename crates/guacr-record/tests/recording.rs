@@ -379,3 +379,72 @@ async fn encrypted_recording_round_trip_and_errors() {
         Err(DecryptError::Truncated)
     ));
 }
+
+/// Counts flushes and keeps what reached the "disk".
+#[derive(Clone, Default)]
+struct CountingSink {
+    data: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    flushes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncWrite for CountingSink {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.data.lock().unwrap().extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.flushes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn flushes_coalesce_under_load_but_nothing_waits_once_idle() {
+    let sink = CountingSink::default();
+    let w = RecordWriter::spawn(sink.clone(), "counting", 1 << 24, None);
+    // 500 frames queued back to back (the writer task has not run yet).
+    for i in 0..500u32 {
+        w.try_write_flush(Bytes::from(format!("frame-{i};")))
+            .unwrap();
+    }
+    // Once the queue is drained, everything has been flushed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let done = sink.data.lock().unwrap().ends_with(b"frame-499;");
+        if done && sink.flushes.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not flushed once idle"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let flushes = sink.flushes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(flushes < 500, "one flush per frame under load: {flushes}");
+    // An idle writer flushes each frame by itself.
+    w.try_write_flush(Bytes::from_static(b"late;")).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while sink.flushes.load(std::sync::atomic::Ordering::SeqCst) == flushes {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle frame not flushed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(sink.data.lock().unwrap().ends_with(b"late;"));
+}

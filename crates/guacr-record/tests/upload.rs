@@ -49,10 +49,18 @@ async fn uploads_confirms_then_deletes_the_local_copy() {
     let up = Uploader::start(config(cfg.clone(), &dir.join("spool")), Some(tx)).unwrap();
     up.enqueue(&file).unwrap();
     match next(&mut rx).await {
-        UploadEvent::Uploaded { key, size, local_deleted, .. } => {
+        UploadEvent::Uploaded {
+            key,
+            size,
+            local_deleted,
+            ..
+        } => {
             assert_eq!(size, body.len() as u64);
             assert!(local_deleted);
-            assert!(!file.exists(), "local copy must go once the upload is confirmed");
+            assert!(
+                !file.exists(),
+                "local copy must go once the upload is confirmed"
+            );
             let stored = S3Client::new(cfg).unwrap().get(&key).await.unwrap();
             assert!(stored == body, "stored object differs from the local file");
         }
@@ -75,7 +83,9 @@ async fn keeps_the_local_copy_until_a_later_run_uploads_it() {
     rt_up.enqueue(&file).unwrap();
     for _ in 0..2 {
         match next(&mut rx).await {
-            UploadEvent::Failed { path, .. } => assert_eq!(path, std::path::absolute(&file).unwrap()),
+            UploadEvent::Failed { path, .. } => {
+                assert_eq!(path, std::path::absolute(&file).unwrap())
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -109,7 +119,11 @@ async fn a_wrong_bucket_is_an_error_not_a_confirmation() {
     let dir = tempdir("nobucket");
     let file = dir.join("x.guac");
     std::fs::write(&file, b"data").unwrap();
-    let err = S3Client::new(cfg).unwrap().upload_confirmed(&file).await.unwrap_err();
+    let err = S3Client::new(cfg)
+        .unwrap()
+        .upload_confirmed(&file)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
     assert!(file.exists());
 }
