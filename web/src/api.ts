@@ -119,7 +119,7 @@ export const api = {
 
   adminConnections: () => request<Connection[]>('GET', '/api/admin/connections'),
   getConnection: (id: string) => request<Connection>('GET', `/api/admin/connections/${enc(id)}`),
-  createConnection: (c: Omit<Connection, 'id'>) => request<Connection>('POST', '/api/admin/connections', c),
+  createConnection: (c: Omit<Connection, 'id'>) => request<Connection>('POST', '/api/admin/connections', { id: '', ...c }),
   updateConnection: (c: Connection) => request<Connection>('PUT', `/api/admin/connections/${enc(c.id)}`, c),
   deleteConnection: (id: string) => request<void>('DELETE', `/api/admin/connections/${enc(id)}`),
   getPermissions: (id: string) => request<{ users: string[]; groups: string[] }>('GET', `/api/admin/connections/${enc(id)}/permissions`),
@@ -128,12 +128,13 @@ export const api = {
 
   users: () => request<User[]>('GET', '/api/admin/users'),
   getUser: (id: string) => request<User>('GET', `/api/admin/users/${enc(id)}`),
-  createUser: (u: Partial<User> & { password?: string }) => request<User>('POST', '/api/admin/users', u),
-  updateUser: (id: string, u: Partial<User> & { password?: string }) => request<User>('PUT', `/api/admin/users/${enc(id)}`, u),
+  // `id: ''` keeps servers that require the field happy; the server assigns the id.
+  createUser: (u: Partial<User> & { password?: string }) => request<User>('POST', '/api/admin/users', { id: '', ...u }),
+  updateUser: (id: string, u: Partial<User> & { password?: string }) => request<User>('PUT', `/api/admin/users/${enc(id)}`, { ...u, id }),
   deleteUser: (id: string) => request<void>('DELETE', `/api/admin/users/${enc(id)}`),
 
   groups: () => request<Group[]>('GET', '/api/admin/groups'),
-  createGroup: (g: { name: string; members: string[] }) => request<Group>('POST', '/api/admin/groups', g),
+  createGroup: (g: { name: string; members: string[] }) => request<Group>('POST', '/api/admin/groups', { id: '', ...g }),
   updateGroup: (g: Group) => request<Group>('PUT', `/api/admin/groups/${enc(g.id)}`, g),
   deleteGroup: (id: string) => request<void>('DELETE', `/api/admin/groups/${enc(id)}`),
 
