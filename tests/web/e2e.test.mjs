@@ -209,7 +209,7 @@ describe('guacr web client', () => {
     await shot(admin, 'audit-login-failure');
   });
 
-  it('a signed token opens its connection without a login; expired and forged ones are refused', async () => {
+  it('a signed token from guacr token create opens its connection without a login', async () => {
     const out = g.cli(['token', 'create', '--connection', String(conn.id), '--ttl', '300']);
     const token = out.trim().split(/\s+/).find((w) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(w));
     assert.ok(token, `guacr token create printed a JWT: ${out}`);
@@ -218,23 +218,42 @@ describe('guacr web client', () => {
     await waitConnected(p);
     await settle(p);
     assert.ok(await colours(p) > 1);
+    assert.equal(await p.locator('#share-ro').count(), 0, 'no share buttons for an anonymous token session');
     await shot(p, 'token-connected');
+  });
 
+  it('expired and forged tokens are refused with a clear message', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const expired = g.signToken({ exp: now - 3600, iat: now - 7200, connection: String(conn.id) });
+    // Signed with the gateway's secret, like another application would.
+    const good = g.signToken({ exp: now + 300, iat: now, sub: 'web-test', connection: String(conn.id) });
+    const expired = g.signToken({ exp: now - 3600, iat: now - 7200, sub: 'web-test', connection: String(conn.id) });
     const e = await page('token-expired');
     await e.goto(`${g.base}/#/client?token=${encodeURIComponent(expired)}`);
     await e.locator('#status-message').filter({ hasText: 'expired' }).waitFor({ timeout: 15000 });
     assert.match(await e.locator('#status-message').textContent(), /The link has expired/);
     assert.match(await e.locator('#status-title').textContent(), /refused/i);
+    assert.ok(!(await e.locator('#status-message').textContent()).includes('Reconnecting'), 'no automatic retry of a refusal');
     await shot(e, 'token-expired');
 
-    const [h, b] = token.split('.');
-    const forged = `${h}.${b}.${Buffer.from('not the signature').toString('base64url')}`;
+    const [h, b] = good.split('.');
+    const forged = `${h}.${b}.${Buffer.from('not the signature at all, no').toString('base64url')}`;
     const f = await page('token-forged');
     await f.goto(`${g.base}/#/client?token=${encodeURIComponent(forged)}`);
     await f.locator('#status-message').filter({ hasText: 'not valid' }).waitFor({ timeout: 15000 });
     assert.match(await f.locator('#status-message').textContent(), /The link is not valid/);
+    await shot(f, 'token-forged');
+
+    // The same claims with the right signature work: the refusal was about the signature.
+    const ok = await page('token-selfsigned');
+    await ok.goto(`${g.base}/#/client?token=${encodeURIComponent(good)}`);
+    await waitConnected(ok);
+    await ok.context().close();
+
+    const admin = adminPage;
+    await admin.goto(`${g.base}/#/admin/audit`);
+    await admin.locator('#audit-kind').selectOption('token.refused');
+    await admin.getByRole('button', { name: 'Apply' }).click();
+    await admin.locator('#audit-table tbody tr[data-kind="token.refused"]').nth(1).waitFor();
   });
 
   it('the connection editor builds its form from the protocol schema and escapes names', async () => {
