@@ -93,7 +93,13 @@ fn main() {
                     (w, h) = (usize::from(width), usize::from(height));
                     fb = vec![0; w * h];
                 }
-                Event::Pixels { x, y, w: rw, h: rh, data } => {
+                Event::Pixels {
+                    x,
+                    y,
+                    w: rw,
+                    h: rh,
+                    data,
+                } => {
                     *stats.entry("pixels").or_default() += 1;
                     for row in 0..usize::from(rh) {
                         let d = (usize::from(y) + row) * w + usize::from(x);
@@ -102,14 +108,27 @@ fn main() {
                         );
                     }
                 }
-                Event::Fill { x, y, w: rw, h: rh, color } => {
+                Event::Fill {
+                    x,
+                    y,
+                    w: rw,
+                    h: rh,
+                    color,
+                } => {
                     *stats.entry("fill").or_default() += 1;
                     for row in 0..usize::from(rh) {
                         let d = (usize::from(y) + row) * w + usize::from(x);
                         fb[d..d + usize::from(rw)].fill(color);
                     }
                 }
-                Event::Copy { src_x, src_y, x, y, w: rw, h: rh } => {
+                Event::Copy {
+                    src_x,
+                    src_y,
+                    x,
+                    y,
+                    w: rw,
+                    h: rh,
+                } => {
                     *stats.entry("copy").or_default() += 1;
                     let old = fb.clone();
                     for row in 0..usize::from(rh) {

@@ -206,6 +206,11 @@ impl RfbClient {
             _ => {}
         }
         self.inbuf.extend_from_slice(data);
+        if matches!(self.state, State::WaitCreds(_)) && self.inbuf.len() > MAX_WIRE_STRING {
+            return self.fail(RfbError::TooLarge(
+                "data received while waiting for credentials".into(),
+            ));
+        }
         self.process()
     }
 
@@ -927,21 +932,7 @@ impl RfbClient {
 
     /// Emits decoded pixels, as a `Fill` when they are all one colour.
     fn emit(&mut self, x: u16, y: u16, w: u16, h: u16, data: Vec<u32>) {
-        if w == 0 || h == 0 {
-            return;
-        }
-        match data.first() {
-            Some(&c) if data.iter().all(|&p| p == c) => {
-                self.events.push_back(Event::Fill {
-                    x,
-                    y,
-                    w,
-                    h,
-                    color: c,
-                });
-            }
-            _ => self.events.push_back(Event::Pixels { x, y, w, h, data }),
-        }
+        emit_into(&mut self.events, x, y, w, h, data);
     }
 
     fn fill(&mut self, x: u16, y: u16, w: u16, h: u16, color: u32) {
@@ -1421,7 +1412,6 @@ impl RfbClient {
         let budget = rect.wu() * rect.hu() * (cp + 2) + tiles * (1 + 128 * cp) + (64 << 10);
         let mut zr = ZReader::new(&mut self.zrle, data, budget);
         let mut palette = Vec::new();
-        let mut strips = Vec::new();
         for tile_row in 0..h.div_ceil(T) {
             let th = usize::from(T.min(h - tile_row * T));
             let mut strip = vec![0u32; rect.wu() * th];
@@ -1438,17 +1428,15 @@ impl RfbClient {
                     Err(e) => return Err(e),
                 }
             }
-            strips.push((y + tile_row * T, th as u16, strip));
+            // Emitted strip by strip: memory stays bounded by one strip even
+            // when a small payload describes a huge solid rectangle.
+            emit_into(&mut self.events, x, y + tile_row * T, w, th as u16, strip);
         }
         match zr.finish() {
-            Ok(()) => {}
-            Err(Stop::More) => return proto("ZRLE data ended early"),
-            Err(e) => return Err(e),
+            Ok(()) => Ok(()),
+            Err(Stop::More) => proto("ZRLE data ended early"),
+            Err(e) => Err(e),
         }
-        for (sy, th, strip) in strips {
-            self.emit(x, sy, w, th, strip);
-        }
-        Ok(())
     }
 
     fn rich_cursor(&mut self, rect: Rect, r: &mut Rd<'_>) -> P<()> {
@@ -1466,8 +1454,8 @@ impl RfbClient {
         self.conv.extend(pixels, &mut px);
         let rgba = cursor_rgba(&px, mask, wu, hu);
         self.events.push_back(Event::Cursor {
-            hotspot_x: rect.x,
-            hotspot_y: rect.y,
+            hotspot_x: rect.x.min(rect.w - 1),
+            hotspot_y: rect.y.min(rect.h - 1),
             w: rect.w,
             h: rect.h,
             rgba,
@@ -1499,8 +1487,8 @@ impl RfbClient {
         }
         let rgba = cursor_rgba(&px, mask, wu, hu);
         self.events.push_back(Event::Cursor {
-            hotspot_x: rect.x,
-            hotspot_y: rect.y,
+            hotspot_x: rect.x.min(rect.w - 1),
+            hotspot_y: rect.y.min(rect.h - 1),
             w: rect.w,
             h: rect.h,
             rgba,
@@ -1516,6 +1504,25 @@ impl RfbClient {
             h: 0,
             rgba: Vec::new(),
         });
+    }
+}
+
+/// Pushes decoded pixels, as a `Fill` when they are all one colour.
+fn emit_into(events: &mut VecDeque<Event>, x: u16, y: u16, w: u16, h: u16, data: Vec<u32>) {
+    if w == 0 || h == 0 {
+        return;
+    }
+    match data.first() {
+        Some(&c) if data.iter().all(|&p| p == c) => {
+            events.push_back(Event::Fill {
+                x,
+                y,
+                w,
+                h,
+                color: c,
+            });
+        }
+        _ => events.push_back(Event::Pixels { x, y, w, h, data }),
     }
 }
 

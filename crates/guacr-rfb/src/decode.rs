@@ -414,34 +414,29 @@ pub(crate) fn cursor_rgba(pixels: &[u32], mask: &[u8], w: usize, h: usize) -> Ve
 
 /// Decodes a Tight JPEG rectangle to canonical pixels.
 pub(crate) fn decode_jpeg(data: &[u8], w: usize, h: usize, conv: &Converter) -> P<Vec<u32>> {
-    let mut dec = jpeg_decoder::Decoder::new(data);
-    dec.set_max_decoding_buffer_size(w.saturating_mul(h).saturating_mul(4).max(1 << 16));
-    dec.read_info()
-        .map_err(|e| Stop::Err(RfbError::Protocol(format!("bad Tight JPEG: {e}"))))?;
-    let info = dec
-        .info()
+    use zune_jpeg::zune_core::bytestream::ZCursor;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+
+    let bad =
+        |e: &dyn std::fmt::Display| Stop::Err(RfbError::Protocol(format!("bad Tight JPEG: {e}")));
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::BGRA)
+        .set_max_width(w.max(1))
+        .set_max_height(h.max(1));
+    let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(data), options);
+    dec.decode_headers().map_err(|e| bad(&e))?;
+    let (jw, jh) = dec
+        .dimensions()
         .ok_or_else(|| Stop::Err(RfbError::Protocol("Tight JPEG without header".into())))?;
-    if usize::from(info.width) != w || usize::from(info.height) != h {
-        return proto(format!(
-            "Tight JPEG is {}x{}, rectangle is {w}x{h}",
-            info.width, info.height
-        ));
+    if jw != w || jh != h {
+        return proto(format!("Tight JPEG is {jw}x{jh}, rectangle is {w}x{h}"));
     }
-    let px = dec
-        .decode()
-        .map_err(|e| Stop::Err(RfbError::Protocol(format!("bad Tight JPEG: {e}"))))?;
-    let mut out = Vec::with_capacity(w * h);
-    match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => {
-            out.extend(px.chunks_exact(3).map(|c| conv.rgb(c[0], c[1], c[2])));
-        }
-        jpeg_decoder::PixelFormat::L8 => {
-            out.extend(px.iter().map(|&l| conv.rgb(l, l, l)));
-        }
-        other => return proto(format!("unsupported Tight JPEG pixel format {other:?}")),
-    }
-    if out.len() != w * h {
+    let bgra = dec.decode().map_err(|e| bad(&e))?;
+    if bgra.len() != w * h * 4 {
         return proto("Tight JPEG size mismatch");
     }
+    let mut out = Vec::with_capacity(w * h);
+    out.extend(bgra.chunks_exact(4).map(|c| conv.rgb(c[2], c[1], c[0])));
     Ok(out)
 }

@@ -370,8 +370,11 @@ pub enum Event {
     /// A FramebufferUpdate starts.
     UpdateBegin,
     /// Decoded pixels for a rectangle (canonical `0x00RRGGBB`, `w * h`
-    /// entries). A large Raw rectangle may arrive as several horizontal
-    /// strips, each its own `Pixels` event.
+    /// entries). One wire rectangle may arrive as several horizontal strips,
+    /// each its own `Pixels` (or `Fill`) event: Raw in strips of about
+    /// 256 KiB, Hextile and TRLE in 16-row strips, ZRLE in 64-row strips.
+    /// The split depends only on the rectangle, never on how the input was
+    /// fragmented.
     Pixels {
         /// Left.
         x: u16,
@@ -384,9 +387,9 @@ pub enum Event {
         /// `w * h` pixels, row-major.
         data: Vec<u32>,
     },
-    /// A solid rectangle (RRE, Hextile, Tight fill, TRLE/ZRLE solid tiles
-    /// covering the whole rectangle); an optimisation hint, equivalent to a
-    /// `Pixels` of one colour.
+    /// A solid rectangle (RRE background and subrectangles, Tight fill, and
+    /// any decoded strip whose pixels are all one colour); an optimisation
+    /// hint, equivalent to a `Pixels` of one colour.
     Fill {
         /// Left.
         x: u16,
@@ -415,7 +418,8 @@ pub enum Event {
         /// Height.
         h: u16,
     },
-    /// New cursor shape. `w == 0 || h == 0` means an invisible cursor.
+    /// New cursor shape. `w == 0 || h == 0` means an invisible cursor. The
+    /// hotspot is clamped inside the cursor.
     Cursor {
         /// Hotspot x.
         hotspot_x: u16,
