@@ -73,6 +73,23 @@ pub(crate) fn classify(url: &str) -> Result<(Backend, String), Error> {
                     .create(dir)
                     .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
             }
+            // The file holds password hashes: create it private (SQLite gives
+            // its -wal/-shm files the same mode). An empty file is a valid database.
+            if !p.exists() {
+                use std::os::unix::fs::OpenOptionsExt;
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(p)
+                {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(Error::Io(format!("cannot create {}: {e}", p.display())));
+                    }
+                }
+            }
         }
         // Create the file on first open unless the URL says otherwise.
         let query = match query {

@@ -380,6 +380,17 @@ pub struct AuditQuery {
     pub user: Option<String>,
 }
 
+/// A random password: 20 characters from an unambiguous alphabet (~115 bits),
+/// as [`Store::ensure_admin`] generates.
+pub fn generate_password() -> Result<String> {
+    crypto::random_password()
+}
+
+/// A database URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    db::redact_url(url)
+}
+
 /// Decides which connection parameters are secret: `(protocol, parameter name) → secret`.
 /// The web layer passes one built from each handler's parameter schema.
 pub type SecretPredicate = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;

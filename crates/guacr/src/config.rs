@@ -20,6 +20,37 @@ pub struct Config {
     pub admin: AdminSection,
     pub recording: RecordingSection,
     pub tracing: TracingSection,
+    pub database: DatabaseSection,
+}
+
+/// The store behind the web gateway and `guacr user|connection|init`
+/// (users, connections, permissions, audit). Resolved by `guacr::store_cli`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite:///var/lib/guacr/guacr.db` or `postgres://user:pass@host:5432/db`.
+    /// Unset = env `GUACR_DATABASE_URL`, else `guacr.db` in the data directory
+    /// (`$GUACR_DATA_DIR`; `/var/lib/guacr` as root; `~/.local/share/guacr` otherwise).
+    pub url: Option<String>,
+    /// File holding the key that encrypts connection secrets at rest (32 bytes,
+    /// base64 or hex). Env `GUACR_SECRET_KEY` (the key itself) wins; unset =
+    /// `secret.key` in the data directory, created (mode 0600) on first run.
+    pub secret_key_file: Option<PathBuf>,
+    /// Failed logins in a row before an account is locked (0 = never).
+    pub lockout_failures: u32,
+    /// Minutes a locked account stays locked.
+    pub lockout_minutes: u64,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: None,
+            secret_key_file: None,
+            lockout_failures: 5,
+            lockout_minutes: 15,
+        }
+    }
 }
 
 /// OpenTelemetry traces (off unless an endpoint is set).

@@ -8,6 +8,7 @@ pub mod logging;
 pub mod metrics;
 pub mod recording;
 pub mod server;
+pub mod store_cli;
 pub mod tls;
 
 pub use config::Config;

@@ -54,6 +54,14 @@ enum Command {
     /// Recording tools.
     #[command(subcommand)]
     Recording(RecordingCommand),
+    /// Creates the database and the first admin (prints its one-time password once).
+    Init(guacr::store_cli::InitArgs),
+    /// Web gateway users: add, passwd, list.
+    #[command(subcommand)]
+    User(guacr::store_cli::UserCommand),
+    /// Web gateway connections: add, list, import (Guacamole user-mapping.xml).
+    #[command(subcommand)]
+    Connection(guacr::store_cli::ConnectionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +216,10 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 fn run_command(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Recording(r) => run_recording(r),
+        // Dispatched in `main` with the configuration file.
+        Command::Init(_) | Command::User(_) | Command::Connection(_) => {
+            anyhow::bail!("store commands are run from main")
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             let cfg = Config::load(&file)?;
             if let (Some(c), Some(k)) = (&cfg.ssl.server_certificate, &cfg.ssl.server_key) {
@@ -276,7 +288,14 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     if let Some(cmd) = cli.command {
-        return match run_command(cmd) {
+        let config = cli.config.as_deref();
+        let result = match cmd {
+            Command::Init(a) => guacr::store_cli::run_init(a, config),
+            Command::User(c) => guacr::store_cli::run_user(c, config),
+            Command::Connection(c) => guacr::store_cli::run_connection(c, config),
+            cmd => run_command(cmd),
+        };
+        return match result {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("guacr: {e:#}");
