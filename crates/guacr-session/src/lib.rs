@@ -11,11 +11,13 @@
 
 mod params;
 mod registry;
+pub mod schema;
 mod session;
 pub mod user;
 
 pub use params::{ParamError, Params};
 pub use registry::Registry;
+pub use schema::{ParamKind, ParamSpec};
 pub use session::{
     FrameTiming, HandlerEvent, Input, Protocol, ProtocolFuture, Session, SessionContext,
     SessionError, SessionEvents, SessionTap, UserInfo, UserOutput, now_millis,

@@ -122,6 +122,11 @@ pub trait Protocol: Send + Sync + 'static {
     fn health(&self) -> Result<(), String> {
         Ok(())
     }
+    /// The parameter schema (for forms): by default derived from
+    /// [`arg_names`](Self::arg_names) with kinds guessed from guacd's naming.
+    fn param_specs(&self) -> Vec<crate::ParamSpec> {
+        crate::schema::derive_specs(self.arg_names())
+    }
 }
 
 /// An observer of a session's traffic: recordings, typescripts, audit.
@@ -662,6 +667,14 @@ impl Session {
         }
         self.acked.notify_waiters();
         self.closed_tx.send_replace(true);
+    }
+
+    /// Ends the session on an administrator's request: every user gets
+    /// `error` 523 (SESSION_CLOSED) with `reason`, then `disconnect`, and
+    /// the handler is asked to stop.
+    pub fn kill(&self, reason: &str) {
+        self.close(Some(&SessionError::new(Status::SessionClosed, reason)));
+        self.request_shutdown();
     }
 
     /// Closes one user's connection with an error, leaving the others.

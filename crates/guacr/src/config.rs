@@ -20,6 +20,7 @@ pub struct Config {
     pub admin: AdminSection,
     pub recording: RecordingSection,
     pub tracing: TracingSection,
+    pub web: WebSection,
     pub database: DatabaseSection,
 }
 
@@ -52,6 +53,80 @@ impl Default for DatabaseSection {
         }
     }
 }
+
+/// The web gateway (web client, JSON API, WebSocket/HTTP tunnels).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSection {
+    /// `true`/`false` force it; unset = on only in gateway mode (guacr started
+    /// without a configuration file and without `-b`/`-l`), off for guacd
+    /// drop-in use. `--web-bind` turns it on, `--no-web` off.
+    pub enabled: Option<bool>,
+    /// Listen address (default 127.0.0.1:8080).
+    pub bind: String,
+    /// The built web client; unset = `$GUACR_WEB_DIR`, `<exe>/../share/guacr/web`, `web/dist`.
+    pub assets: Option<PathBuf>,
+    /// TLS for the web listener (PEM); unset = the `[ssl]` files when set, else plain HTTP.
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// HS256 key of connection tokens (or env `GUACR_TOKEN_SECRET`, or a file).
+    pub token_secret: Option<String>,
+    pub token_secret_file: Option<PathBuf>,
+    /// Minutes of inactivity before a login session ends.
+    pub session_idle_minutes: u64,
+    /// Hours after which a login session ends in any case.
+    pub session_max_hours: u64,
+    /// Login attempts per minute from one address; more get 429.
+    pub login_per_ip_per_minute: u32,
+    /// Failed logins per minute for one user name; more get 429.
+    pub login_per_user_per_minute: u32,
+    /// Largest tunnel message (WebSocket message, HTTP tunnel write), bytes.
+    pub max_message_bytes: usize,
+    /// External base URL, e.g. "https://gw.example.com" (OIDC redirect URIs).
+    pub public_url: Option<String>,
+    /// OpenID Connect providers.
+    pub oidc: Vec<OidcSection>,
+}
+
+/// One OpenID Connect provider (authorization code + PKCE).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcSection {
+    /// Short id used in URLs (`/api/auth/oidc/<id>/login`).
+    pub id: String,
+    /// Button text, e.g. "Sign in with Example".
+    pub label: String,
+    /// Issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// Claim used as the guacr user name (default `preferred_username`, then `email`, then `sub`).
+    pub username_claim: Option<String>,
+    /// Extra scopes besides `openid` (default `profile email`).
+    pub scopes: Option<String>,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        WebSection {
+            enabled: None,
+            bind: "127.0.0.1:8080".into(),
+            assets: None,
+            certificate: None,
+            key: None,
+            token_secret: None,
+            token_secret_file: None,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            login_per_ip_per_minute: 30,
+            login_per_user_per_minute: 10,
+            max_message_bytes: 1 << 20,
+            public_url: None,
+            oidc: Vec::new(),
+        }
+    }
+}
+
 
 /// OpenTelemetry traces (off unless an endpoint is set).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
@@ -240,6 +315,26 @@ impl Config {
         if let Some(a) = &self.admin.bind {
             a.parse::<SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("admin.bind {a:?} is not an address:port: {e}"))?;
+        }
+        self.web
+            .bind
+            .parse::<SocketAddr>()
+            .map_err(|e| anyhow::anyhow!("web.bind {:?} is not an address:port: {e}", self.web.bind))?;
+        if self.web.certificate.is_some() != self.web.key.is_some() {
+            anyhow::bail!("web TLS needs both web.certificate and web.key");
+        }
+        if self.web.max_message_bytes < 8192 {
+            anyhow::bail!("web.max_message_bytes must be at least 8192");
+        }
+        for o in &self.web.oidc {
+            if o.id.is_empty()
+                || !o.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                anyhow::bail!("web.oidc id {:?} must be letters, digits, - or _", o.id);
+            }
+            if !(o.issuer.starts_with("https://") || o.issuer.starts_with("http://")) {
+                anyhow::bail!("web.oidc {:?}: issuer must be an http(s) URL", o.id);
+            }
         }
         if self.session.client_timeout == 0 || self.session.keepalive_interval == 0 {
             anyhow::bail!("session.client_timeout and session.keepalive_interval must be positive");

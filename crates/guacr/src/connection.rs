@@ -232,8 +232,8 @@ async fn serve_split<R, W>(
     };
 
     let params = Params::from_pairs(handshake.params());
-    let read_only = params.flag("read-only");
-    let (session, user, output) = match joining {
+    let mut read_only = params.flag("read-only");
+    let start = match joining {
         None => {
             let Selection::Protocol(name) = &handshake.selection else {
                 return;
@@ -241,71 +241,25 @@ async fn serve_split<R, W>(
             let Some(protocol) = state.protocol(name) else {
                 return;
             };
-            if state.is_shutting_down() {
-                let _ = wr
-                    .write_all(&error_bytes(
-                        "The server is shutting down.",
-                        Status::ServerBusy,
-                    ))
-                    .await;
-                return;
-            }
-            let owner = UserInfo::new(handshake.client.clone(), handshake.version, true, read_only);
-            let recorder = match crate::recording::Recorder::open(&params, &cfg).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(%peer, "refusing the session: {}", e.message);
-                    let _ = wr.write_all(&error_bytes(&e.message, e.status)).await;
-                    return;
-                }
-            };
-            let taps: Vec<Arc<dyn guacr_session::SessionTap>> = recorder
-                .iter()
-                .map(|r| r.clone() as Arc<dyn guacr_session::SessionTap>)
-                .collect();
-            let (session, user, output) = Session::start_with_taps(
-                protocol,
-                owner,
-                params,
-                state.registry.clone(),
-                cfg.session.max_queued_bytes,
-                taps,
-            );
-            if let Some(r) = recorder {
-                r.watch(session.clone());
-            }
-            tracing::info!(%peer, connection = %session.id(), user = %user.id, protocol = %name, "new connection");
-            (session, user, output)
+            read_only &= protocol.read_only_is_view_only();
+            Start::New(protocol)
         }
-        Some(session) => {
-            let info = UserInfo::new(
-                handshake.client.clone(),
-                handshake.version,
-                false,
-                read_only,
-            );
-            match session.join(info) {
-                Some((user, output)) => {
-                    tracing::info!(%peer, connection = %session.id(), user = %user.id, read_only, "user joined");
-                    (session, user, output)
-                }
-                None => {
-                    let _ = wr
-                        .write_all(&error_bytes(
-                            "No such connection.",
-                            Status::ResourceNotFound,
-                        ))
-                        .await;
-                    return;
-                }
-            }
-        }
+        Some(session) => Start::Join(session),
     };
-
-    let span = tracing::Span::current();
-    span.record("connection", session.id());
-    span.record("user", user.id.as_str());
-    span.record("protocol", session.protocol());
+    let Some((session, user, output)) = start_session(
+        wr,
+        &state,
+        &peer,
+        start,
+        params,
+        handshake.client.clone(),
+        handshake.version,
+        read_only,
+    )
+    .await
+    else {
+        return;
+    };
     out.clear();
     handshake::write_ready(&mut out, session.id());
     if wr.write_all(&out).await.is_err() {
@@ -318,6 +272,246 @@ async fn serve_split<R, W>(
     let disable_paste = session_flag(&handshake, "disable-paste");
     run_user(
         reader,
+        rd,
+        wr,
+        session,
+        user,
+        output,
+        state,
+        disable_paste,
+        peer,
+    )
+    .await;
+}
+
+/// What a session start is for: a new connection of a protocol, or a join.
+enum Start {
+    New(Arc<dyn guacr_session::Protocol>),
+    Join(Arc<Session>),
+}
+
+/// Creates the session (with its recording taps) or joins it, after a
+/// completed handshake. On failure the client has been sent the error.
+#[allow(clippy::too_many_arguments)]
+async fn start_session<W>(
+    wr: &mut W,
+    state: &Arc<ServerState>,
+    peer: &str,
+    start: Start,
+    params: Params,
+    client: guacr_protocol::handshake::ClientInfo,
+    version: guacr_protocol::ProtocolVersion,
+    read_only: bool,
+) -> Option<(Arc<Session>, Arc<UserInfo>, UserOutput)>
+where
+    W: AsyncWrite + Unpin,
+{
+    let cfg = state.config();
+    let (session, user, output) = match start {
+        Start::New(protocol) => {
+            let name = protocol.name();
+            if state.is_shutting_down() {
+                let _ = wr
+                    .write_all(&error_bytes(
+                        "The server is shutting down.",
+                        Status::ServerBusy,
+                    ))
+                    .await;
+                return None;
+            }
+            let owner = UserInfo::new(client, version, true, read_only);
+            let recorder = match crate::recording::Recorder::open(&params, &cfg, state.uploader()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%peer, "refusing the session: {}", e.message);
+                    let _ = wr.write_all(&error_bytes(&e.message, e.status)).await;
+                    return None;
+                }
+            };
+            let taps: Vec<Arc<dyn guacr_session::SessionTap>> = recorder
+                .iter()
+                .map(|r| r.clone() as Arc<dyn guacr_session::SessionTap>)
+                .collect();
+            let (session, user, output) = Session::start_with_taps(
+                protocol.clone(),
+                owner,
+                params,
+                state.registry.clone(),
+                cfg.session.max_queued_bytes,
+                taps,
+            );
+            if let Some(r) = recorder {
+                r.watch(session.clone());
+            }
+            tracing::info!(%peer, connection = %session.id(), user = %user.id, protocol = %name, "new connection");
+            (session, user, output)
+        }
+        Start::Join(session) => {
+            let info = UserInfo::new(client, version, false, read_only);
+            match session.join(info) {
+                Some((user, output)) => {
+                    tracing::info!(%peer, connection = %session.id(), user = %user.id, read_only, "user joined");
+                    (session, user, output)
+                }
+                None => {
+                    let _ = wr
+                        .write_all(&error_bytes(
+                            "No such connection.",
+                            Status::ResourceNotFound,
+                        ))
+                        .await;
+                    return None;
+                }
+            }
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("connection", session.id());
+    span.record("user", user.id.as_str());
+    span.record("protocol", session.protocol());
+    Some((session, user, output))
+}
+
+/// What to connect a tunnel the web gateway has already authorised to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunnelTarget {
+    /// A new session of this protocol (e.g. `ssh`).
+    Protocol(String),
+    /// Join the live session with this id (`$…`).
+    Join(String),
+}
+
+/// A pre-resolved handshake: the gateway performs it on the browser's behalf
+/// (the browser never sees `args`, `ready` or the stored parameters).
+#[derive(Clone)]
+pub struct TunnelRequest {
+    pub target: TunnelTarget,
+    pub client: guacr_protocol::handshake::ClientInfo,
+    /// Connection parameters by name; only the names the handler announces
+    /// in `args` are passed on, as in a guacd handshake.
+    pub params: Vec<(String, String)>,
+    pub read_only: bool,
+}
+
+impl std::fmt::Debug for TunnelRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Parameter values carry secrets: names only.
+        let names: Vec<&str> = self.params.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("TunnelRequest")
+            .field("target", &self.target)
+            .field("client", &self.client)
+            .field("params", &names)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
+/// Serves an already-authorised tunnel (WebSocket or HTTP): starts or joins
+/// the session without a client-side handshake, reports the session id to
+/// `on_ready`, then relays like [`serve`]. Refusals reach the client as
+/// `error` + `disconnect`.
+pub async fn serve_tunnel<S>(
+    stream: S,
+    state: Arc<ServerState>,
+    peer: String,
+    admitted: Result<IpGuard, Rejection>,
+    request: TunnelRequest,
+    on_ready: Box<dyn FnOnce(&Arc<Session>) + Send>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    serve_tunnel_split(&mut rd, &mut wr, state, peer, admitted, request, on_ready).await;
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+    linger(&mut rd).await;
+}
+
+async fn serve_tunnel_split<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    state: Arc<ServerState>,
+    peer: String,
+    admitted: Result<IpGuard, Rejection>,
+    request: TunnelRequest,
+    on_ready: Box<dyn FnOnce(&Arc<Session>) + Send>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _guard = match admitted {
+        Ok(g) => g,
+        Err(r) => {
+            tracing::info!(%peer, limit = r.limit, "tunnel refused by a limit");
+            let _ = wr.write_all(&error_bytes(&r.message, r.status)).await;
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    let (start, names): (Start, &'static [&'static str]) = match &request.target {
+        TunnelTarget::Protocol(name) => {
+            let Some(p) = state.protocol(name) else {
+                let msg = format!("Protocol \"{name}\" is not supported.");
+                let _ = wr
+                    .write_all(&error_bytes(&msg, Status::ClientBadRequest))
+                    .await;
+                return;
+            };
+            if let Err(r) = state.admit_session(name) {
+                tracing::info!(%peer, limit = r.limit, protocol = %name, "session refused by a limit");
+                let _ = wr.write_all(&error_bytes(&r.message, r.status)).await;
+                return;
+            }
+            let names = p.arg_names();
+            (Start::New(p), names)
+        }
+        TunnelTarget::Join(id) => match state.registry.get(id) {
+            Some(s) => {
+                let names = s.arg_names();
+                (Start::Join(s), names)
+            }
+            None => {
+                let _ = wr
+                    .write_all(&error_bytes(
+                        "No such connection.",
+                        Status::ResourceNotFound,
+                    ))
+                    .await;
+                return;
+            }
+        },
+    };
+    let params = Params::from_pairs(
+        request
+            .params
+            .iter()
+            .filter(|(n, _)| names.contains(&n.as_str()))
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    let view_only_param = match &start {
+        Start::New(p) => p.read_only_is_view_only(),
+        Start::Join(_) => true,
+    };
+    let read_only = request.read_only || (params.flag("read-only") && view_only_param);
+    let disable_paste = params.flag("disable-paste");
+    let Some((session, user, output)) = start_session(
+        wr,
+        &state,
+        &peer,
+        start,
+        params,
+        request.client,
+        guacr_protocol::ProtocolVersion::LATEST,
+        read_only,
+    )
+    .await
+    else {
+        return;
+    };
+    metrics::histogram!("guacr_handshake_seconds").record(started.elapsed().as_secs_f64());
+    on_ready(&session);
+    run_user(
+        InstructionReader::new(),
         rd,
         wr,
         session,

@@ -10,6 +10,8 @@ pub mod recording;
 pub mod server;
 pub mod store_cli;
 pub mod tls;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use config::Config;
 pub use server::{Server, ServerState, builtin_protocols};

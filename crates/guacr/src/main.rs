@@ -42,6 +42,12 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long = "log-format", value_name = "FORMAT")]
     log_format: Option<String>,
+    /// Serve the web gateway on this address (turns it on; `[web] bind`).
+    #[arg(long = "web-bind", value_name = "ADDR")]
+    web_bind: Option<String>,
+    /// Do not serve the web gateway (guacd drop-in only).
+    #[arg(long = "no-web", conflicts_with = "web_bind")]
+    no_web: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -274,6 +280,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     if cli.foreground {
         cfg.daemon.foreground = true;
     }
+    if let Some(b) = &cli.web_bind {
+        cfg.web.bind = b.clone();
+        cfg.web.enabled = Some(true);
+    }
+    if cli.no_web {
+        cfg.web.enabled = Some(false);
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -314,6 +327,13 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = load_config(&cli)?;
+    // Gateway mode (the web UI on by default): no configuration file and no
+    // guacd listener flags. Otherwise guacr is a guacd drop-in unless
+    // `[web] enabled = true` or `--web-bind`.
+    let gateway_mode = cli.config.is_none()
+        && !std::path::Path::new(guacr::config::DEFAULT_CONFIG).exists()
+        && cli.bind_host.is_none()
+        && cli.bind_port.is_none();
     // Resolve the address before daemonizing so errors reach the terminal.
     let addrs = cfg.bind_addrs()?;
     if !cfg.daemon.foreground {
@@ -342,14 +362,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         p.exists().then_some(p)
     });
     let result = rt.block_on(async move {
+        #[cfg(feature = "web")]
+        let web_cfg = cfg.clone();
         let server = guacr::bind(cfg).await?;
         let state = server.state();
         state.set_log_reloader(log_reloader);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        #[cfg(feature = "web")]
+        if guacr::web::enabled(&web_cfg, gateway_mode) {
+            let store = guacr::web::open_store().await?;
+            if let Some(password) = store.ensure_admin().await? {
+                println!(
+                    "guacr: first run: created user \"{}\" with one-time password: {password}",
+                    guacr_store::DEFAULT_ADMIN
+                );
+            }
+            let web = guacr::web::bind(&web_cfg, state.clone(), store).await?;
+            if let Some(a) = web.local_addr() {
+                println!("guacr: web gateway on {}://{a}/", if web_cfg.web.certificate.is_some() || web_cfg.ssl.server_certificate.is_some() { "https" } else { "http" });
+            }
+            tokio::spawn(web.run(rx.clone()));
+        }
+        #[cfg(not(feature = "web"))]
+        let _ = gateway_mode;
         if let Some(path) = config_path {
             let overrides = Overrides(cli);
             tokio::spawn(reload_loop(state, path, overrides));
         }
-        let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested: no longer accepting connections");
@@ -397,6 +436,8 @@ impl Cli {
             version: false,
             config: self.config.clone(),
             log_format: self.log_format.clone(),
+            web_bind: self.web_bind.clone(),
+            no_web: self.no_web,
             command: None,
         }
     }

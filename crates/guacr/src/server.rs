@@ -126,6 +126,14 @@ impl ServerState {
         read(&self.protocols).get(name).cloned()
     }
 
+    /// Every handler, as currently configured, by name.
+    pub fn protocols(&self) -> Vec<Arc<dyn Protocol>> {
+        let map = read(&self.protocols);
+        let mut v: Vec<Arc<dyn Protocol>> = map.values().cloned().collect();
+        v.sort_by_key(|p| p.name());
+        v
+    }
+
     /// The configuration in force (it may be replaced by a reload at any time).
     pub fn config(&self) -> Arc<Config> {
         read(&self.config)
