@@ -20,7 +20,10 @@ pub enum Fetch {
     Columns(Vec<String>),
     Row(Row),
     /// A result set (or a statement without rows) ended.
-    Done { rows: u64, has_rows: bool },
+    Done {
+        rows: u64,
+        has_rows: bool,
+    },
     /// A server notice or warning.
     Notice(String),
 }

@@ -198,7 +198,10 @@ pub fn list(candidates: &[String], cols: usize, max: usize) -> String {
         }
     }
     if candidates.len() > shown.len() {
-        out.push_str(&format!("… and {} more\r\n", candidates.len() - shown.len()));
+        out.push_str(&format!(
+            "… and {} more\r\n",
+            candidates.len() - shown.len()
+        ));
     }
     out
 }
@@ -242,7 +245,11 @@ mod tests {
         let r = complete("select guacr_people.", &c);
         assert_eq!(
             r.candidates,
-            vec!["guacr_people.created_at", "guacr_people.id", "guacr_people.name"]
+            vec![
+                "guacr_people.created_at",
+                "guacr_people.id",
+                "guacr_people.name"
+            ]
         );
         // Columns of the table named in the statement (a multi-line one too).
         let r = complete("select * from guacr_people\nwhere na", &c);
@@ -259,7 +266,10 @@ mod tests {
 
     #[test]
     fn listing_in_columns() {
-        let names: Vec<String> = ["a", "bb", "ccc", "dddd"].iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = ["a", "bb", "ccc", "dddd"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let s = list(&names, 14, 100);
         assert_eq!(s, "a     bb\r\nccc   dddd\r\n");
         let s = list(&names, 80, 2);

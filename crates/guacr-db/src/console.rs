@@ -263,11 +263,13 @@ impl Console {
         let sql = match self.cfg.kind {
             Kind::Postgres => "SELECT current_database(), current_setting('server_version')",
             Kind::MySql => "SELECT DATABASE(), VERSION()",
-            Kind::SqlServer => "SELECT DB_NAME(), CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128))",
+            Kind::SqlServer => {
+                "SELECT DB_NAME(), CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128))"
+            }
         };
-        let rows = query_all(&self.conn, sql).await.map_err(|e| {
-            SessionError::new(Status::UpstreamError, e.message)
-        })?;
+        let rows = query_all(&self.conn, sql)
+            .await
+            .map_err(|e| SessionError::new(Status::UpstreamError, e.message))?;
         let first = rows.into_iter().next().unwrap_or_default();
         let mut it = first.into_iter();
         self.db_name = it.next().flatten().unwrap_or_default();
@@ -500,12 +502,19 @@ impl Console {
 
     async fn export(&mut self, arg: &str) -> Res<()> {
         if !self.cfg.allow_export {
-            self.line(RED, "Export is disabled for this connection (disable-copy).");
+            self.line(
+                RED,
+                "Export is disabled for this connection (disable-copy).",
+            );
             return Ok(());
         }
         let name = format!(
             "{}-{}.csv",
-            if self.db_name.is_empty() { "result" } else { &self.db_name },
+            if self.db_name.is_empty() {
+                "result"
+            } else {
+                &self.db_name
+            },
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -513,16 +522,26 @@ impl Console {
         );
         let name: String = name
             .chars()
-            .map(|c| if c.is_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '.' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         if !arg.is_empty() {
             let stream = self.sink.open(&name, "text/csv");
             let sql = arg.trim_end_matches(';').to_owned();
-            self.execute_as(&sql, &format!("\\export {sql}"), Some(stream)).await?;
+            self.execute_as(&sql, &format!("\\export {sql}"), Some(stream))
+                .await?;
             return Ok(());
         }
         let Some(last) = self.last.take() else {
-            self.line(RED, "No result to export yet: run a query first, or \\export QUERY.");
+            self.line(
+                RED,
+                "No result to export yet: run a query first, or \\export QUERY.",
+            );
             return Ok(());
         };
         let stream = self.sink.open(&name, "text/csv");
@@ -532,13 +551,20 @@ impl Console {
         }
         self.sink.end(stream);
         let note = if last.truncated {
-            format!(" (cut at {} bytes: use \\export QUERY for everything)", self.cfg.export_limit)
+            format!(
+                " (cut at {} bytes: use \\export QUERY for everything)",
+                self.cfg.export_limit
+            )
         } else {
             String::new()
         };
         self.line(
             "",
-            &format!("Exported {} rows ({} bytes) as {name}{note}.", last.rows, last.csv.len()),
+            &format!(
+                "Exported {} rows ({} bytes) as {name}{note}.",
+                last.rows,
+                last.csv.len()
+            ),
         );
         tracing::info!(target: "guacr::audit", event = "db_export", connection = %self.cfg.connection_id,
             user = %self.cfg.user, db_user = %self.cfg.db_user, file = %name, rows = last.rows, bytes = last.csv.len());
@@ -559,7 +585,10 @@ impl Console {
         }
         if !self.conn.canceller.supported() {
             if reason == CancelReason::User {
-                self.line(YELLOW, "This driver cannot cancel a running statement; waiting for it to end.");
+                self.line(
+                    YELLOW,
+                    "This driver cannot cancel a running statement; waiting for it to end.",
+                );
             }
             return;
         }
@@ -709,11 +738,17 @@ impl Console {
             }
             Some(CancelReason::MaxRows) => self.line(
                 YELLOW,
-                &format!("(max-rows {} reached: the rest of the result was not fetched)", self.cfg.max_rows),
+                &format!(
+                    "(max-rows {} reached: the rest of the result was not fetched)",
+                    self.cfg.max_rows
+                ),
             ),
             _ => {}
         }
-        self.line(DIM, &format!("Time: {:.3} ms", elapsed.as_secs_f64() * 1000.0));
+        self.line(
+            DIM,
+            &format!("Time: {:.3} ms", elapsed.as_secs_f64() * 1000.0),
+        );
         if !st.error {
             let kw = first_keyword(sql);
             if matches!(kw.as_str(), "CREATE" | "ALTER" | "DROP" | "RENAME" | "USE") {
@@ -900,7 +935,9 @@ impl Console {
                         })
                         .collect();
                     let cols = usize::from(self.cfg.cols.max(1));
-                    let Some(layout) = st.layout.as_mut() else { break };
+                    let Some(layout) = st.layout.as_mut() else {
+                        break;
+                    };
                     if self.expanded {
                         layout.fit(&batch);
                         for r in &batch {
@@ -912,7 +949,9 @@ impl Console {
                         continue;
                     }
                     let widened = layout.fit(&batch);
-                    let width = 1 + layout.widths.iter().sum::<usize>() + 3 * layout.widths.len().saturating_sub(1);
+                    let width = 1
+                        + layout.widths.iter().sum::<usize>()
+                        + 3 * layout.widths.len().saturating_sub(1);
                     let per_row = width.div_ceil(cols).max(1);
                     if !st.header_printed || widened {
                         layout.header(&mut text);

@@ -21,7 +21,7 @@ pub enum EditEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Esc {
+enum EscState {
     None,
     Esc,
     Csi(String),
@@ -40,7 +40,7 @@ pub struct LineEditor {
     history: Vec<String>,
     hist_pos: Option<usize>,
     saved: Vec<char>,
-    esc: Esc,
+    esc: EscState,
     utf8: Vec<u8>,
     cols: usize,
     /// Row of the cursor relative to the prompt's first row, as last drawn.
@@ -65,7 +65,7 @@ impl LineEditor {
             history: Vec::new(),
             hist_pos: None,
             saved: Vec::new(),
-            esc: Esc::None,
+            esc: EscState::None,
             utf8: Vec::new(),
             cols: usize::from(cols.max(1)),
             cur_row: 0,
@@ -151,7 +151,7 @@ impl LineEditor {
         }
         let pw = str_width(&self.prompt);
         let total = pw + width(&self.buf);
-        if total > 0 && total % cols == 0 {
+        if total > 0 && total.is_multiple_of(cols) {
             // The cursor waits past the last column: move it to the next row.
             out.extend_from_slice(b"\r\n");
         }
@@ -293,30 +293,30 @@ impl LineEditor {
 
     /// Feeds one byte typed by the user; redraws into `out`.
     pub fn feed(&mut self, b: u8, out: &mut Vec<u8>) -> Option<EditEvent> {
-        match std::mem::replace(&mut self.esc, Esc::None) {
-            Esc::Esc => {
+        match std::mem::replace(&mut self.esc, EscState::None) {
+            EscState::Esc => {
                 match b {
-                    b'[' => self.esc = Esc::Csi(String::new()),
-                    b'O' => self.esc = Esc::Ss3,
+                    b'[' => self.esc = EscState::Csi(String::new()),
+                    b'O' => self.esc = EscState::Ss3,
                     _ => {}
                 }
                 return None;
             }
-            Esc::Csi(mut s) => {
+            EscState::Csi(mut s) => {
                 s.push(char::from(b));
                 if (0x40..=0x7e).contains(&b) {
                     self.csi(&s, out);
                 } else if s.len() < 16 {
-                    self.esc = Esc::Csi(s);
+                    self.esc = EscState::Csi(s);
                 }
                 return None;
             }
-            Esc::Ss3 => {
+            EscState::Ss3 => {
                 let s = char::from(b).to_string();
                 self.csi(&s, out);
                 return None;
             }
-            Esc::None => {}
+            EscState::None => {}
         }
         if !self.utf8.is_empty() || b >= 0x80 {
             self.utf8.push(b);
@@ -342,7 +342,7 @@ impl LineEditor {
             return None;
         }
         match b {
-            0x1b => self.esc = Esc::Esc,
+            0x1b => self.esc = EscState::Esc,
             b'\r' | b'\n' => {
                 let line = self.line();
                 self.finish_line(out);
@@ -475,7 +475,12 @@ mod tests {
         assert_eq!(feed(&mut ed, b"\x04"), vec![EditEvent::Eof]);
         // Invalid UTF-8 and stray escapes are dropped, never panic.
         ed.start("> ", &mut out);
-        feed(&mut ed, &[0xff, 0xc3, 0x28, 0x1b, b'[', b'9', b'9', b'9', b'9', b'Z', b'a']);
+        feed(
+            &mut ed,
+            &[
+                0xff, 0xc3, 0x28, 0x1b, b'[', b'9', b'9', b'9', b'9', b'Z', b'a',
+            ],
+        );
         assert_eq!(ed.line(), "(a");
     }
 

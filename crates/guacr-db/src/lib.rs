@@ -72,7 +72,7 @@ pub const DB_ARGS: &[&str] = &[
 ];
 
 /// Most CSV kept of the last result for `\export` (beyond: `\export QUERY`).
-pub const EXPORT_LIMIT: usize = 8 * 1024 * 1024;
+pub const EXPORT_LIMIT: usize = 2 * 1024 * 1024;
 
 /// A database console protocol.
 #[derive(Debug, Clone)]
@@ -257,7 +257,9 @@ impl console::FileSink for SessionFiles {
 
     fn end(&self, stream: i32) {
         let mut buf = Vec::new();
-        InstructionWriter::new(&mut buf, "end").arg(&stream).finish();
+        InstructionWriter::new(&mut buf, "end")
+            .arg(&stream)
+            .finish();
         self.send(stream, &buf);
         if let Ok(mut t) = self.targets.lock() {
             t.remove(&stream);

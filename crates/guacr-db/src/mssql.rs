@@ -67,7 +67,12 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
     let tcp = guacr_console::connect_tcp(&s.host, s.port, s.connect_timeout).await?;
     let client = tokio::time::timeout(s.connect_timeout, Client::connect(cfg, tcp.compat_write()))
         .await
-        .map_err(|_| SessionError::new(Status::UpstreamTimeout, "Timed out logging in to SQL Server."))?
+        .map_err(|_| {
+            SessionError::new(
+                Status::UpstreamTimeout,
+                "Timed out logging in to SQL Server.",
+            )
+        })?
         .map_err(connect_error)?;
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(tracing::Instrument::in_current_span(serve(client, rx)));
@@ -165,7 +170,13 @@ async fn run(client: &mut Client<Compat<TcpStream>>, req: Request) -> bool {
         let fetch = match item {
             QueryItem::Metadata(meta) => {
                 if open {
-                    let _ = req.reply.send(Ok(Fetch::Done { rows, has_rows: true })).await;
+                    let _ = req
+                        .reply
+                        .send(Ok(Fetch::Done {
+                            rows,
+                            has_rows: true,
+                        }))
+                        .await;
                 }
                 open = true;
                 rows = 0;
@@ -221,9 +232,18 @@ mod tests {
     fn cells_as_text() {
         assert_eq!(cell_text(&ColumnData::I32(Some(42))).as_deref(), Some("42"));
         assert_eq!(cell_text(&ColumnData::I32(None)), None);
-        assert_eq!(cell_text(&ColumnData::Binary(Some(vec![0xab, 1].into()))).as_deref(), Some("0xAB01"));
-        assert_eq!(cell_text(&ColumnData::String(Some("x".into()))).as_deref(), Some("x"));
-        assert_eq!(cell_text(&ColumnData::Bit(Some(true))).as_deref(), Some("true"));
+        assert_eq!(
+            cell_text(&ColumnData::Binary(Some(vec![0xab, 1].into()))).as_deref(),
+            Some("0xAB01")
+        );
+        assert_eq!(
+            cell_text(&ColumnData::String(Some("x".into()))).as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            cell_text(&ColumnData::Bit(Some(true))).as_deref(),
+            Some("true")
+        );
     }
 
     #[tokio::test]

@@ -112,7 +112,8 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
         r.map_err(|_| SessionError::new(Status::UpstreamTimeout, "Timed out logging in to MySQL."))
     };
     let mut used = opts(s, ssl.clone());
-    let mut result = timeout(tokio::time::timeout(s.connect_timeout, Conn::new(used.clone())).await)?;
+    let mut result =
+        timeout(tokio::time::timeout(s.connect_timeout, Conn::new(used.clone())).await)?;
     if s.tls == TlsMode::Prefer
         && matches!(
             result,
@@ -204,14 +205,15 @@ async fn run(conn: &mut Conn, req: Request) -> bool {
                 }
             }
         }
-        let n = if has_rows { rows } else { result.affected_rows() };
+        let n = if has_rows {
+            rows
+        } else {
+            result.affected_rows()
+        };
         let warnings = result.warnings();
         if req
             .reply
-            .send(Ok(Fetch::Done {
-                rows: n,
-                has_rows,
-            }))
+            .send(Ok(Fetch::Done { rows: n, has_rows }))
             .await
             .is_err()
         {
@@ -220,7 +222,9 @@ async fn run(conn: &mut Conn, req: Request) -> bool {
         if warnings > 0 {
             let _ = req
                 .reply
-                .send(Ok(Fetch::Notice(format!("{warnings} warning(s); SHOW WARNINGS to see them"))))
+                .send(Ok(Fetch::Notice(format!(
+                    "{warnings} warning(s); SHOW WARNINGS to see them"
+                ))))
                 .await;
         }
         if result.is_empty() {

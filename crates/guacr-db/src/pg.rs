@@ -34,7 +34,10 @@ impl PgCanceller {
             None => self.token.cancel_query_raw(tcp, NoTls).await,
             Some(tls) => {
                 let mut tls = tls.clone();
-                let connect = <MakeRustlsConnect as MakeTlsConnect<tokio::net::TcpStream>>::make_tls_connect(&mut tls, &self.host)
+                let connect =
+                    <MakeRustlsConnect as MakeTlsConnect<tokio::net::TcpStream>>::make_tls_connect(
+                        &mut tls, &self.host,
+                    )
                     .map_err(|e| e.to_string())?;
                 self.token.cancel_query_raw(tcp, connect).await
             }
@@ -63,7 +66,10 @@ pub fn format_error(e: &tokio_postgres::Error) -> String {
 fn connect_error(e: tokio_postgres::Error) -> SessionError {
     let msg = format_error(&e);
     match e.code() {
-        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+        Some(c)
+            if *c == SqlState::INVALID_PASSWORD
+                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
             unauthorized(format!("Authentication failed: {msg}"))
         }
         Some(c) if *c == SqlState::INVALID_CATALOG_NAME => {
@@ -102,10 +108,16 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
     let tcp = guacr_console::connect_tcp(&s.host, s.port, s.connect_timeout).await?;
     let client = match &tls {
         None => {
-            let (client, conn) = tokio::time::timeout(s.connect_timeout, cfg.connect_raw(tcp, NoTls))
-                .await
-                .map_err(|_| SessionError::new(Status::UpstreamTimeout, "Timed out logging in to PostgreSQL."))?
-                .map_err(connect_error)?;
+            let (client, conn) =
+                tokio::time::timeout(s.connect_timeout, cfg.connect_raw(tcp, NoTls))
+                    .await
+                    .map_err(|_| {
+                        SessionError::new(
+                            Status::UpstreamTimeout,
+                            "Timed out logging in to PostgreSQL.",
+                        )
+                    })?
+                    .map_err(connect_error)?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!("PostgreSQL connection ended: {e}");
@@ -115,12 +127,21 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
         }
         Some(tls) => {
             let mut tls = tls.clone();
-            let connect = <MakeRustlsConnect as MakeTlsConnect<tokio::net::TcpStream>>::make_tls_connect(&mut tls, &s.host)
+            let connect =
+                <MakeRustlsConnect as MakeTlsConnect<tokio::net::TcpStream>>::make_tls_connect(
+                    &mut tls, &s.host,
+                )
                 .map_err(|e| SessionError::new(Status::ClientBadRequest, e.to_string()))?;
-            let (client, conn) = tokio::time::timeout(s.connect_timeout, cfg.connect_raw(tcp, connect))
-                .await
-                .map_err(|_| SessionError::new(Status::UpstreamTimeout, "Timed out logging in to PostgreSQL."))?
-                .map_err(connect_error)?;
+            let (client, conn) =
+                tokio::time::timeout(s.connect_timeout, cfg.connect_raw(tcp, connect))
+                    .await
+                    .map_err(|_| {
+                        SessionError::new(
+                            Status::UpstreamTimeout,
+                            "Timed out logging in to PostgreSQL.",
+                        )
+                    })?
+                    .map_err(connect_error)?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!("PostgreSQL connection ended: {e}");
@@ -133,7 +154,12 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
         client
             .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             .await
-            .map_err(|e| upstream(format!("Unable to make the session read-only: {}", format_error(&e))))?;
+            .map_err(|e| {
+                upstream(format!(
+                    "Unable to make the session read-only: {}",
+                    format_error(&e)
+                ))
+            })?;
     }
     let canceller = Canceller::Postgres(PgCanceller {
         token: client.cancel_token(),
@@ -166,7 +192,11 @@ async fn run(client: &Client, req: Request) -> bool {
         Ok(s) => s,
         Err(e) => {
             let closed = client.is_closed();
-            let err = if closed { lost() } else { DbError::sql(format_error(&e)) };
+            let err = if closed {
+                lost()
+            } else {
+                DbError::sql(format_error(&e))
+            };
             let _ = req.reply.send(Err(err)).await;
             return !closed;
         }
@@ -183,7 +213,11 @@ async fn run(client: &Client, req: Request) -> bool {
             }
             Ok(SimpleQueryMessage::Row(row)) => {
                 rows += 1;
-                Fetch::Row((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect())
+                Fetch::Row(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_owned))
+                        .collect(),
+                )
             }
             Ok(SimpleQueryMessage::CommandComplete(n)) => {
                 let done = Fetch::Done {
@@ -197,7 +231,11 @@ async fn run(client: &Client, req: Request) -> bool {
             Ok(_) => continue,
             Err(e) => {
                 let closed = client.is_closed();
-                let err = if closed { lost() } else { DbError::sql(format_error(&e)) };
+                let err = if closed {
+                    lost()
+                } else {
+                    DbError::sql(format_error(&e))
+                };
                 let _ = req.reply.send(Err(err)).await;
                 return !closed;
             }

@@ -207,14 +207,81 @@ pub fn redact(stmt: &str) -> String {
 
 /// SQL keywords offered by completion.
 pub const KEYWORDS: &[&str] = &[
-    "ALTER", "AND", "AS", "ASC", "BEGIN", "BETWEEN", "BY", "CASE", "COMMIT", "COUNT", "CREATE",
-    "CROSS", "DATABASE", "DEFAULT", "DELETE", "DESC", "DESCRIBE", "DISTINCT", "DROP", "ELSE",
-    "END", "EXISTS", "EXPLAIN", "FALSE", "FROM", "FULL", "GRANT", "GROUP", "HAVING", "IN",
-    "INDEX", "INNER", "INSERT", "INTEGER", "INTO", "IS", "JOIN", "KEY", "LEFT", "LIKE", "LIMIT",
-    "NOT", "NULL", "OFFSET", "ON", "OR", "ORDER", "OUTER", "PRIMARY", "REFERENCES", "RETURNING",
-    "REVOKE", "RIGHT", "ROLLBACK", "SCHEMA", "SELECT", "SET", "SHOW", "TABLE", "TABLES", "TEXT",
-    "THEN", "TRUE", "TRUNCATE", "UNION", "UNIQUE", "UPDATE", "USE", "USING", "VALUES", "VARCHAR",
-    "VIEW", "WHEN", "WHERE", "WITH",
+    "ALTER",
+    "AND",
+    "AS",
+    "ASC",
+    "BEGIN",
+    "BETWEEN",
+    "BY",
+    "CASE",
+    "COMMIT",
+    "COUNT",
+    "CREATE",
+    "CROSS",
+    "DATABASE",
+    "DEFAULT",
+    "DELETE",
+    "DESC",
+    "DESCRIBE",
+    "DISTINCT",
+    "DROP",
+    "ELSE",
+    "END",
+    "EXISTS",
+    "EXPLAIN",
+    "FALSE",
+    "FROM",
+    "FULL",
+    "GRANT",
+    "GROUP",
+    "HAVING",
+    "IN",
+    "INDEX",
+    "INNER",
+    "INSERT",
+    "INTEGER",
+    "INTO",
+    "IS",
+    "JOIN",
+    "KEY",
+    "LEFT",
+    "LIKE",
+    "LIMIT",
+    "NOT",
+    "NULL",
+    "OFFSET",
+    "ON",
+    "OR",
+    "ORDER",
+    "OUTER",
+    "PRIMARY",
+    "REFERENCES",
+    "RETURNING",
+    "REVOKE",
+    "RIGHT",
+    "ROLLBACK",
+    "SCHEMA",
+    "SELECT",
+    "SET",
+    "SHOW",
+    "TABLE",
+    "TABLES",
+    "TEXT",
+    "THEN",
+    "TRUE",
+    "TRUNCATE",
+    "UNION",
+    "UNIQUE",
+    "UPDATE",
+    "USE",
+    "USING",
+    "VALUES",
+    "VARCHAR",
+    "VIEW",
+    "WHEN",
+    "WHERE",
+    "WITH",
 ];
 
 #[cfg(test)]
@@ -249,7 +316,8 @@ mod tests {
 
     #[test]
     fn dollar_quotes_and_mysql_quoting() {
-        let body = "create function f() returns int as $fn$ begin; return 1; end $fn$ language plpgsql;";
+        let body =
+            "create function f() returns int as $fn$ begin; return 1; end $fn$ language plpgsql;";
         let (s, rest) = split(body, Dialect::Postgres);
         assert_eq!(s.len(), 1, "{s:?}");
         assert_eq!(rest, "");
@@ -270,7 +338,20 @@ mod tests {
 
     #[test]
     fn unterminated_input_never_panics() {
-        for input in ["'", "\"", "$", "$a", "$a$", "/*", "--", "`", "[", "\\", "é;ü'", "$é$x$é$;"] {
+        for input in [
+            "'",
+            "\"",
+            "$",
+            "$a",
+            "$a$",
+            "/*",
+            "--",
+            "`",
+            "[",
+            "\\",
+            "é;ü'",
+            "$é$x$é$;",
+        ] {
             for d in [Dialect::Postgres, Dialect::MySql, Dialect::SqlServer] {
                 let _ = split(input, d);
             }

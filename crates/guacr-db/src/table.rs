@@ -147,11 +147,19 @@ impl Layout {
 
     /// One record in expanded mode (`\x`).
     pub fn record(&self, number: u64, row: &Row, out: &mut String) {
-        let name_w = self.columns.iter().map(|c| sanitize(c).1).max().unwrap_or(0);
+        let name_w = self
+            .columns
+            .iter()
+            .map(|c| sanitize(c).1)
+            .max()
+            .unwrap_or(0);
         let title = format!("-[ RECORD {number} ]");
         out.push_str(&title);
         let total = name_w + 3 + self.widths.iter().copied().max().unwrap_or(0);
-        out.extend(std::iter::repeat_n('-', total.saturating_sub(title.len()).max(1)));
+        out.extend(std::iter::repeat_n(
+            '-',
+            total.saturating_sub(title.len()).max(1),
+        ));
         out.push_str("\r\n");
         for (i, c) in self.columns.iter().enumerate() {
             let (name, nw) = sanitize(c);
@@ -272,7 +280,17 @@ mod tests {
     #[test]
     fn csv_quoting() {
         let mut out = Vec::new();
-        csv_record([Some("a"), None, Some(""), Some("x,y"), Some("say \"hi\""), Some("l1\nl2")], &mut out);
+        csv_record(
+            [
+                Some("a"),
+                None,
+                Some(""),
+                Some("x,y"),
+                Some("say \"hi\""),
+                Some("l1\nl2"),
+            ],
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "a,,\"\",\"x,y\",\"say \"\"hi\"\"\",\"l1\nl2\"\r\n"

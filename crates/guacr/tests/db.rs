@@ -42,7 +42,11 @@ fn pg_setup() {
             .arg(script.lines().next().unwrap())
             .output()
             .expect("psql (postgresql-client) must be installed");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = std::process::Command::new("psql")
             .arg(&url)
             .args(["-X", "-q"])
@@ -60,15 +64,14 @@ fn pg_setup() {
             .expect("psql");
         // A concurrent test process may have created it first.
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && (err.is_empty() || err.contains("already exists")), "{err}");
+        assert!(
+            out.status.success() && (err.is_empty() || err.contains("already exists")),
+            "{err}"
+        );
     });
 }
 
-async fn open(
-    d: &TestDaemon,
-    protocol: &str,
-    params: &[(&str, &str)],
-) -> GuacClient<TcpStream> {
+async fn open(d: &TestDaemon, protocol: &str, params: &[(&str, &str)]) -> GuacClient<TcpStream> {
     let mut c = d.client().await;
     c.handshake(protocol, &client_info(1024, 640), params)
         .await
@@ -132,7 +135,11 @@ fn table(tag: &str) -> String {
 
 async fn assert_status(mut c: GuacClient<TcpStream>, status: u32) -> String {
     c.wait_for_close(T).await.expect("closed");
-    let e = c.state().last_error().expect("an error instruction").clone();
+    let e = c
+        .state()
+        .last_error()
+        .expect("an error instruction")
+        .clone();
     assert_eq!(e.status, status, "{e:?}");
     e.message
 }
@@ -150,20 +157,33 @@ async fn console_round_trip(mut c: GuacClient<TcpStream>, prompt: &str, t: &str)
     // A multi-line statement: nothing runs before the `;`.
     run(&mut c, &format!("INSERT INTO {t}")).await;
     run(&mut c, "VALUES (1, 'alice', NULL), (2, 'bob', 'x,y');").await;
-    wait_text(&mut c, "OK, 2 rows affected", T).await.expect("insert");
+    wait_text(&mut c, "OK, 2 rows affected", T)
+        .await
+        .expect("insert");
     run(&mut c, &format!("SELECT * FROM {t} ORDER BY id;")).await;
     let screen = wait_text(&mut c, "(2 rows)", T).await.expect("select");
-    let alice = screen.iter().find(|l| l.contains("alice")).expect("alice row");
+    let alice = screen
+        .iter()
+        .find(|l| l.contains("alice"))
+        .expect("alice row");
     assert!(alice.contains("NULL"), "NULL is drawn: {alice:?}");
     assert!(screen.iter().any(|l| l.contains("Time:")), "timing shown");
 
     // CSV export of the last result arrives as a file stream.
     run(&mut c, "\\export").await;
-    wait_text(&mut c, "Exported 2 rows", T).await.expect("export");
+    wait_text(&mut c, "Exported 2 rows", T)
+        .await
+        .expect("export");
     c.wait_until(T, |s| s.streams.iter().any(|f| f.kind == "file"))
         .await
         .expect("file stream");
-    let file = c.state().streams.iter().find(|f| f.kind == "file").unwrap().clone();
+    let file = c
+        .state()
+        .streams
+        .iter()
+        .find(|f| f.kind == "file")
+        .unwrap()
+        .clone();
     assert_eq!(file.mimetype, "text/csv");
     assert!(file.name.ends_with(".csv"), "{}", file.name);
     assert_eq!(
@@ -173,16 +193,23 @@ async fn console_round_trip(mut c: GuacClient<TcpStream>, prompt: &str, t: &str)
 
     // Completion: the table name (unique prefix), then its columns.
     let prefix = &t[..t.len() - 3];
-    c.type_text(&format!("SELECT * FROM {prefix}")).await.unwrap();
+    c.type_text(&format!("SELECT * FROM {prefix}"))
+        .await
+        .unwrap();
     c.press_key(keysym::TAB).await.unwrap();
     run(&mut c, " WHERE id = 2;").await;
-    wait_text(&mut c, "(1 row)", T).await.expect("completed table name ran");
+    wait_text(&mut c, "(1 row)", T)
+        .await
+        .expect("completed table name ran");
     c.type_text(&format!("SELECT {t}.")).await.unwrap();
     c.press_key(keysym::TAB).await.unwrap();
     let screen = wait_text(&mut c, &format!("{t}.note"), T)
         .await
         .expect("columns listed");
-    assert!(screen.iter().any(|l| l.contains(&format!("{t}.name"))), "{screen:?}");
+    assert!(
+        screen.iter().any(|l| l.contains(&format!("{t}.name"))),
+        "{screen:?}"
+    );
     ctrl(&mut c, 'u').await;
     c.press_key(keysym::RETURN).await.unwrap();
 
@@ -200,12 +227,17 @@ async fn pager(c: &mut GuacClient<TcpStream>, sql: &str) {
     run(c, sql).await;
     let screen = wait_text(c, "--More--", T).await.expect("pager");
     eprintln!("{}", screen.join("\n"));
-    assert!(!screen.iter().any(|l| l.contains("rows)")), "paused before the end");
+    assert!(
+        !screen.iter().any(|l| l.contains("rows)")),
+        "paused before the end"
+    );
     // Space: the next page; q: stop.
     c.type_text(" ").await.unwrap();
     c.drain(Duration::from_millis(300)).await.unwrap();
     c.type_text("q").await.unwrap();
-    wait_text(c, "(output stopped after", T).await.expect("stopped");
+    wait_text(c, "(output stopped after", T)
+        .await
+        .expect("stopped");
 }
 
 #[tokio::test]
@@ -213,22 +245,34 @@ async fn postgresql_console_create_query_complete_page_export() {
     let d = TestDaemon::start().await;
     let t = table("pgrt");
     let mut c = pg(&d, &[]).await;
-    wait_text(&mut c, "guacr SQL console: PostgreSQL 15", T).await.expect("banner");
+    wait_text(&mut c, "guacr SQL console: PostgreSQL 15", T)
+        .await
+        .expect("banner");
     console_round_trip(c, "guacr_db_test=>", &t).await;
 
     let mut c = pg(&d, &[]).await;
     wait_text(&mut c, "guacr_db_test=>", T).await.unwrap();
-    pager(&mut c, "SELECT g, md5(g::text) FROM generate_series(1, 100000) g;").await;
+    pager(
+        &mut c,
+        "SELECT g, md5(g::text) FROM generate_series(1, 100000) g;",
+    )
+    .await;
     // Meta commands.
     run(&mut c, "\\dt").await;
-    wait_text(&mut c, &t, T).await.expect("\\dt lists the table");
+    wait_text(&mut c, &t, T)
+        .await
+        .expect("\\dt lists the table");
     run(&mut c, &format!("\\d {t}")).await;
-    wait_text(&mut c, "character varying(40)", T).await.expect("\\d describes");
+    wait_text(&mut c, "character varying(40)", T)
+        .await
+        .expect("\\d describes");
     run(&mut c, "\\dn").await;
     wait_text(&mut c, "public", T).await.expect("\\dn");
     run(&mut c, "\\x").await;
     run(&mut c, &format!("SELECT * FROM {t} WHERE id = 1;")).await;
-    wait_text(&mut c, "-[ RECORD 1 ]", T).await.expect("expanded");
+    wait_text(&mut c, "-[ RECORD 1 ]", T)
+        .await
+        .expect("expanded");
     // SQL errors are shown and the session goes on.
     run(&mut c, "SELECT * FROM no_such_table;").await;
     wait_text(&mut c, "relation \"no_such_table\" does not exist", T)
@@ -237,7 +281,11 @@ async fn postgresql_console_create_query_complete_page_export() {
     run(&mut c, &format!("DROP TABLE {t};")).await;
     run(&mut c, "\\q").await;
     c.wait_for_close(T).await.expect("\\q closes");
-    assert!(c.state().last_error().is_none(), "{:?}", c.state().last_error());
+    assert!(
+        c.state().last_error().is_none(),
+        "{:?}",
+        c.state().last_error()
+    );
 }
 
 #[tokio::test]
@@ -249,11 +297,17 @@ async fn postgresql_read_only_is_enforced_by_the_server() {
     run(&mut c, &format!("CREATE TABLE IF NOT EXISTS {t} (id int);")).await;
     wait_text(&mut c, "OK", T).await.unwrap();
     let mut ro = pg(&d, &[("read-only", "true")]).await;
-    wait_text(&mut ro, "(read-only)", T).await.expect("banner says read-only");
-    run(&mut ro, &format!("INSERT INTO {t} VALUES (1);")).await;
-    wait_text(&mut ro, "cannot execute INSERT in a read-only transaction", T)
+    wait_text(&mut ro, "(read-only)", T)
         .await
-        .expect("server refuses");
+        .expect("banner says read-only");
+    run(&mut ro, &format!("INSERT INTO {t} VALUES (1);")).await;
+    wait_text(
+        &mut ro,
+        "cannot execute INSERT in a read-only transaction",
+        T,
+    )
+    .await
+    .expect("server refuses");
     run(&mut ro, &format!("SELECT count(*) FROM {t};")).await;
     wait_text(&mut ro, "(1 row)", T).await.expect("reads work");
     run(&mut c, &format!("DROP TABLE {t};")).await;
@@ -286,7 +340,9 @@ async fn postgresql_query_timeout_and_max_rows() {
         .await
         .expect("timeout cancels");
     run(&mut c, "SELECT g FROM generate_series(1, 1000) g;").await;
-    let screen = wait_text(&mut c, "max-rows 5 reached", T).await.expect("max-rows");
+    let screen = wait_text(&mut c, "max-rows 5 reached", T)
+        .await
+        .expect("max-rows");
     assert!(!screen.iter().any(|l| l.trim() == "6"), "{screen:?}");
 }
 
@@ -297,8 +353,13 @@ async fn postgresql_prompts_for_missing_password() {
     wait_text(&mut c, "Password:", T).await.expect("prompt");
     c.type_text(PG_PASS).await.unwrap();
     c.press_key(keysym::RETURN).await.unwrap();
-    let screen = wait_text(&mut c, "guacr_db_test=>", T).await.expect("logged in");
-    assert!(!screen.iter().any(|l| l.contains(PG_PASS)), "password not echoed");
+    let screen = wait_text(&mut c, "guacr_db_test=>", T)
+        .await
+        .expect("logged in");
+    assert!(
+        !screen.iter().any(|l| l.contains(PG_PASS)),
+        "password not echoed"
+    );
 }
 
 #[tokio::test]
@@ -319,7 +380,9 @@ async fn mariadb_console_create_query_complete_page_export() {
     let d = TestDaemon::start().await;
     let t = table("myrt");
     let mut c = my(&d, &[]).await;
-    wait_text(&mut c, "guacr SQL console: MariaDB", T).await.expect("banner");
+    wait_text(&mut c, "guacr SQL console: MariaDB", T)
+        .await
+        .expect("banner");
     let db = var("GUACR_TEST_MYSQL_DATABASE");
     console_round_trip(c, &format!("MariaDB [{db}]>"), &t).await;
 
@@ -331,7 +394,9 @@ async fn mariadb_console_create_query_complete_page_export() {
     run(&mut c, &format!("DESCRIBE {t};")).await;
     wait_text(&mut c, "varchar(40)", T).await.expect("DESCRIBE");
     run(&mut c, "SELECT * FROM no_such_table;").await;
-    wait_text(&mut c, "ERROR 1146", T).await.expect("error in red, session goes on");
+    wait_text(&mut c, "ERROR 1146", T)
+        .await
+        .expect("error in red, session goes on");
     run(&mut c, &format!("DROP TABLE {t};")).await;
     wait_text(&mut c, "OK", T).await.unwrap();
 }
@@ -362,7 +427,9 @@ async fn mariadb_ctrl_c_cancels_on_the_server() {
     run(&mut c, "SELECT SLEEP(30) AS slept;").await;
     c.drain(Duration::from_millis(500)).await.unwrap();
     ctrl(&mut c, 'c').await;
-    wait_text(&mut c, "Cancel request sent", T).await.expect("cancel sent");
+    wait_text(&mut c, "Cancel request sent", T)
+        .await
+        .expect("cancel sent");
     run(&mut c, "SELECT 40 + 2 AS answer;").await;
     let screen = wait_text(&mut c, "42", T).await.expect("console back");
     eprintln!("{}", screen.join("\n"));
