@@ -66,6 +66,11 @@ describe('guacr web client', () => {
     assert.match(await alert.textContent(), /wrong user ?name or password/i);
     assert.equal(await p.evaluate(() => window.__pwned), undefined);
     await shot(p, 'login-wrong-password');
+    // An OIDC callback error comes back as #/login?error=…: shown as text.
+    await p.goto(`${g.base}/#/login?error=${encodeURIComponent('<img src=x onerror="window.__pwned=1">Provider said no')}`);
+    await p.locator('#login-error').filter({ hasText: 'Provider said no' }).waitFor();
+    assert.match(await p.locator('#login-error').textContent(), /^<img src=x/);
+    assert.equal(await p.locator('#login-error img').count(), 0);
     assert.deepEqual(p.errors.filter((e) => !/401/.test(e)), []);
   });
 
@@ -163,6 +168,22 @@ describe('guacr web client', () => {
     assert.match(await p.locator('#info-transport').textContent(), /HTTP/);
     await p.locator('#disconnect').click();
     await p.locator('#status-title').filter({ hasText: 'Disconnected' }).waitFor();
+  });
+
+  it('a dropped link shows why and reconnects by itself', async () => {
+    const p = await page('link-drop');
+    await loginUi(p, g.base, user.username, user.password);
+    await p.locator('a.conn-card').first().waitFor();
+    await p.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}`);
+    await waitConnected(p);
+    await p.context().setOffline(true);
+    await p.locator('#status-title').filter({ hasText: 'Connection lost' }).waitFor({ timeout: 40000 });
+    assert.match(await p.locator('#status-message').textContent(), /Reconnecting in \d+ s/);
+    assert.equal(await p.locator('#reconnect').count(), 1, 'a Reconnect button is offered');
+    await shot(p, 'link-drop');
+    await p.context().setOffline(false);
+    await waitConnected(p, 40000);
+    await p.locator('#disconnect').evaluate((b) => b.click());
   });
 
   it('an admin kills the session and the user sees why', async () => {

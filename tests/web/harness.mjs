@@ -120,7 +120,9 @@ export class Guacr {
     ].join('\n'));
     // Everything of this instance stays in its temp dir; the secret key is per run.
     this.env = { ...process.env, GUACR_DATA_DIR: this.dir, GUACR_SECRET_KEY: crypto.randomBytes(32).toString('hex') };
-    delete this.env.GUACR_DATABASE_URL;
+    // Both the config file and the environment name the database (guacr's CLI and
+    // daemon both honour GUACR_DATABASE_URL).
+    this.env.GUACR_DATABASE_URL = this.dbUrl;
     delete this.env.GUACR_TOKEN_SECRET;
     this.admin = { username: 'admin', password: `Adm-${crypto.randomBytes(9).toString('base64url')}` };
     this.cli(['user', 'add', this.admin.username, '--admin', '--password-stdin'], { input: `${this.admin.password}\n` });
