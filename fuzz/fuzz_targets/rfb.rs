@@ -23,11 +23,13 @@ fn run(stream: &[u8], chunk: usize, config: &RfbConfig) -> (Vec<guacr_rfb::Event
     let mut events = Vec::new();
     let mut failed = false;
     for part in stream.chunks(chunk.max(1)) {
-        if c.feed(part).is_err() {
+        let res = c.feed(part);
+        // Events decoded before an error stay available.
+        events.extend(std::iter::from_fn(|| c.poll_event()));
+        if res.is_err() {
             failed = true;
             break;
         }
-        events.extend(std::iter::from_fn(|| c.poll_event()));
         let _ = c.take_output();
         // Answer TLS and credential prompts so fuzzing continues past them.
         let _ = c.tls_established();

@@ -193,8 +193,9 @@ impl RfbClient {
 
     /// Processes bytes received from the server (any fragmentation). Events
     /// are queued for [`RfbClient::poll_event`], replies for
-    /// [`RfbClient::take_output`]. After an error every call returns
-    /// [`RfbError::Closed`].
+    /// [`RfbClient::take_output`]. Events decoded before an error stay
+    /// available from [`RfbClient::poll_event`]. After an error every call
+    /// returns [`RfbError::Closed`].
     pub fn feed(&mut self, data: &[u8]) -> Result<(), RfbError> {
         match self.state {
             State::Done => return Err(RfbError::Closed),
@@ -204,6 +205,14 @@ impl RfbClient {
                 ));
             }
             _ => {}
+        }
+        if self.inbuf.is_empty() && !matches!(self.state, State::WaitCreds(_)) {
+            // Nothing pending: parse straight from the caller's buffer and
+            // keep only the unconsumed tail.
+            let (pos, result) = self.run(data);
+            let mut rest = std::mem::take(&mut self.inbuf);
+            rest.extend_from_slice(data.get(pos..).unwrap_or(&[]));
+            return self.finish_run(rest, result);
         }
         self.inbuf.extend_from_slice(data);
         if matches!(self.state, State::WaitCreds(_)) && self.inbuf.len() > MAX_WIRE_STRING {
@@ -222,38 +231,46 @@ impl RfbClient {
 
     fn process(&mut self) -> Result<(), RfbError> {
         let buf = std::mem::take(&mut self.inbuf);
+        let (pos, result) = self.run(&buf);
+        let mut buf = buf;
+        buf.drain(..pos.min(buf.len()));
+        self.finish_run(buf, result)
+    }
+
+    /// Parses as much of `buf` as possible: bytes consumed and the outcome.
+    fn run(&mut self, buf: &[u8]) -> (usize, Result<(), RfbError>) {
         let mut pos = 0;
-        let result = loop {
+        loop {
             if matches!(
                 self.state,
                 State::Done | State::WaitTls(_) | State::WaitCreds(_)
             ) {
-                break Ok(());
+                return (pos, Ok(()));
             }
             match self.step(buf.get(pos..).unwrap_or(&[])) {
                 Ok(n) => pos += n,
-                Err(Stop::More) => break Ok(()),
-                Err(Stop::Err(e)) => break Err(e),
+                Err(Stop::More) => return (pos, Ok(())),
+                Err(Stop::Err(e)) => return (pos, Err(e)),
             }
-        };
-        match result {
-            Ok(()) => {
-                let mut buf = buf;
-                if matches!(self.state, State::Done) {
-                    buf.clear();
-                } else {
-                    buf.drain(..pos.min(buf.len()));
-                }
-                self.inbuf = buf;
-                if matches!(self.state, State::WaitTls(_)) && !self.inbuf.is_empty() {
-                    return self.fail(RfbError::Protocol(
-                        "data received before the TLS handshake".into(),
-                    ));
-                }
-                Ok(())
-            }
-            Err(e) => self.fail(e),
         }
+    }
+
+    /// Keeps the unconsumed bytes `rest` and applies the outcome of a run.
+    fn finish_run(&mut self, rest: Vec<u8>, result: Result<(), RfbError>) -> Result<(), RfbError> {
+        if let Err(e) = result {
+            return self.fail(e);
+        }
+        if matches!(self.state, State::Done) {
+            self.inbuf = Vec::new();
+            return Ok(());
+        }
+        self.inbuf = rest;
+        if matches!(self.state, State::WaitTls(_)) && !self.inbuf.is_empty() {
+            return self.fail(RfbError::Protocol(
+                "data received before the TLS handshake".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The server closed the connection: returns the error describing it

@@ -202,3 +202,28 @@ proptest! {
         let _ = c.provide_credentials(Some("a".into()), Some("b".into()));
     }
 }
+
+/// Writes seeds for the `rfb` fuzz target into `fuzz/seeds/rfb` (run with
+/// `cargo test -p guacr-rfb --test fragmentation -- --ignored`).
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/rfb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = session_stream();
+    // The fuzz target's fixed prefix ends with a 64x48 ServerInit; the
+    // updates of the session stream fit in it.
+    let init_end = 12 + 3 + 16 + 4 + 24 + 4;
+    for (i, mode) in [1u8, 1 | (3 << 3), 1 | 2 | 4, 0, 2 | (7 << 3), 4]
+        .iter()
+        .enumerate()
+    {
+        let mut seed = vec![*mode];
+        if mode & 1 == 1 {
+            seed.extend_from_slice(&s);
+        } else {
+            seed.extend_from_slice(&s[init_end..]);
+        }
+        std::fs::write(dir.join(format!("session-{i}")), seed).unwrap();
+    }
+}
