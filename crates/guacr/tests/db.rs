@@ -450,3 +450,72 @@ async fn mariadb_wrong_password_is_769() {
     let c = my(&d, &[("port", &port)]).await;
     assert_status(c, 519).await;
 }
+
+#[tokio::test]
+async fn postgresql_session_is_in_the_typescript_without_the_password() {
+    let dir = std::env::temp_dir().join(format!("guacr-db-ts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.to_str().unwrap().to_owned();
+    let d = TestDaemon::start().await;
+    let mut c = pg(
+        &d,
+        &[
+            ("password", ""),
+            ("typescript-path", &path),
+            ("typescript-name", "db-ts"),
+        ],
+    )
+    .await;
+    wait_text(&mut c, "Password:", T).await.unwrap();
+    c.type_text(PG_PASS).await.unwrap();
+    c.press_key(keysym::RETURN).await.unwrap();
+    wait_text(&mut c, "=>", T).await.unwrap();
+    run(&mut c, "SELECT 'typescript-' || 6 * 7 AS marker;").await;
+    wait_text(&mut c, "typescript-42", T).await.unwrap();
+    run(&mut c, "\\q").await;
+    c.wait_for_close(T).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ts = std::fs::read(dir.join("db-ts")).expect("typescript written");
+    let text = String::from_utf8_lossy(&ts);
+    assert!(
+        text.contains("SELECT 'typescript-' || 6 * 7 AS marker;"),
+        "statement recorded"
+    );
+    assert!(text.contains("typescript-42"), "result recorded");
+    assert!(
+        !text.contains(PG_PASS),
+        "the password never reaches the typescript"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn postgresql_lost_connection_shows_a_message_and_closes() {
+    let d = TestDaemon::start().await;
+    let mut c = pg(&d, &[]).await;
+    wait_text(&mut c, "=>", T).await.unwrap();
+    run(&mut c, "SELECT pg_terminate_backend(pg_backend_pid());").await;
+    c.wait_for_close(T).await.expect("closed");
+    let e = c.state().last_error().expect("error").clone();
+    assert_eq!(e.status, 515, "{e:?}");
+    assert!(e.message.contains("lost"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn tls_required_against_a_server_without_tls_is_refused() {
+    // The test peers run without TLS: `require` must fail, never fall back.
+    let d = TestDaemon::start().await;
+    let c = pg(&d, &[("ssl-mode", "require")]).await;
+    let msg = assert_status(c, 515).await;
+    assert!(
+        msg.to_lowercase().contains("tls") || msg.contains("SSL"),
+        "{msg}"
+    );
+    let c = my(&d, &[("ssl-mode", "require")]).await;
+    assert_status(c, 515).await;
+    // `prefer` goes on without.
+    let mut c = my(&d, &[("ssl-mode", "prefer")]).await;
+    wait_text(&mut c, "MariaDB [", T)
+        .await
+        .expect("prefer connects");
+}
