@@ -127,6 +127,17 @@ describe('guacr web client', () => {
     await userPage.getByRole('button', { name: 'Close menu' }).click();
   });
 
+  it('the on-screen keyboard field (touch devices) types into the session', async () => {
+    await userPage.getByRole('button', { name: 'Open menu' }).click();
+    await userPage.locator('#show-keyboard').click();
+    assert.equal(await userPage.evaluate(() => document.activeElement?.id), 'text-input');
+    await userPage.keyboard.type('echo typed-$((3+4))-touch', { delay: 15 });
+    await userPage.keyboard.press('Enter');
+    await settle(userPage);
+    const text = await selectAllText(userPage);
+    assert.match(text, /typed-7-touch/, 'the shell ran what was typed in the field');
+  });
+
   let viewer;
   it('a read-only share link opens in a second browser context and cannot type', async () => {
     await userPage.getByRole('button', { name: 'Open menu' }).click();

@@ -100,7 +100,9 @@ export async function renderClient(target: Target): Promise<void> {
     h('div', { class: 'card overlay-card' }, spinner, overlayTitle, overlayMsg, overlayActions));
   const menuBtn = h('button', { type: 'button', class: 'menu-toggle btn', 'aria-expanded': 'false', 'aria-controls': 'client-menu', title: 'Menu (Ctrl+Alt+Shift)' }, icon('menu'), h('span', { class: 'sr-only' }, 'Open menu'));
   const menu = h('aside', { class: 'client-menu', id: 'client-menu', 'aria-label': 'Session menu', hidden: true });
-  main.append(host, overlay, menuBtn, menu);
+  // Touch devices: a hidden text field raises the on-screen keyboard; what is typed is sent as keys.
+  const textInput = h('textarea', { class: 'text-input', id: 'text-input', 'aria-label': 'Type into the session', autocapitalize: 'off', autocomplete: 'off', spellcheck: 'false', rows: '1' });
+  main.append(host, overlay, menuBtn, menu, textInput);
 
   const hook: Hook = { state: 0, error: null, transport: '', uuid: null, clipboard: '', client: null, display: null };
   window.__guacr = hook;
@@ -158,8 +160,28 @@ export async function renderClient(target: Target): Promise<void> {
   const kb = ensureKeyboard();
   const typingInMenu = () => {
     const a = document.activeElement;
+    if (a === textInput) return true;
     return !!a && menu.contains(a) && (a instanceof HTMLInputElement || a instanceof HTMLTextAreaElement || a instanceof HTMLSelectElement);
   };
+  const typeChar = (ch: string) => {
+    const cp = ch.codePointAt(0) ?? 0;
+    const keysym = ch === '\n' ? 0xFF0D : cp < 0x100 ? cp : 0x01000000 | cp;
+    client?.sendKeyEvent(1, keysym);
+    client?.sendKeyEvent(0, keysym);
+  };
+  textInput.addEventListener('input', () => {
+    for (const ch of textInput.value) typeChar(ch);
+    textInput.value = '';
+  });
+  textInput.addEventListener('keydown', (e) => {
+    const special: Record<string, number> = { Backspace: 0xFF08, Enter: 0xFF0D, Tab: 0xFF09, Escape: 0xFF1B, ArrowLeft: 0xFF51, ArrowUp: 0xFF52, ArrowRight: 0xFF53, ArrowDown: 0xFF54 };
+    const k = special[e.key];
+    if (k !== undefined && !textInput.value) {
+      e.preventDefault();
+      client?.sendKeyEvent(1, k);
+      client?.sendKeyEvent(0, k);
+    }
+  });
   keySink = {
     down: (k) => {
       if (typingInMenu() || !client) return true;
@@ -241,7 +263,9 @@ export async function renderClient(target: Target): Promise<void> {
       field('Shared clipboard', clipArea), h('div', { class: 'actions' }, clipSend)),
     h('section', { 'aria-labelledby': 'm-display' }, h('h3', { id: 'm-display' }, 'Display'),
       field('Scale to fit the window', scaleBox),
-      h('button', { type: 'button', class: 'btn', onclick: fullscreen }, icon('fullscreen'), 'Fullscreen')),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'btn', onclick: fullscreen }, icon('fullscreen'), 'Fullscreen'),
+        h('button', { type: 'button', class: 'btn', id: 'show-keyboard', onclick: () => { toggleMenu(false); textInput.focus(); } }, 'On-screen keyboard'))),
     target.kind === 'connection' && loggedIn && !token ? h('section', { 'aria-labelledby': 'm-share' }, h('h3', { id: 'm-share' }, 'Share this session'),
       h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'btn', id: 'share-ro', onclick: () => void makeShare(true) }, icon('link'), 'Read-only link'),
