@@ -58,10 +58,16 @@ fn section_of(name: &str) -> &'static str {
         "hostname" | "port" | "host-key" | "server-alive-interval" | "timezone" | "locale" => {
             "network"
         }
-        "username" | "password" | "private-key" | "passphrase" | "username-regex"
-        | "password-regex" | "login-success-regex" | "login-failure-regex" => "authentication",
-        "font-name" | "font-size" | "color-scheme" | "scrollback" | "read-only" | "resize-method"
-        | "dpi" => "display",
+        "username"
+        | "password"
+        | "private-key"
+        | "passphrase"
+        | "username-regex"
+        | "password-regex"
+        | "login-success-regex"
+        | "login-failure-regex" => "authentication",
+        "font-name" | "font-size" | "color-scheme" | "scrollback" | "read-only"
+        | "resize-method" | "dpi" => "display",
         "command" | "backspace" | "terminal-type" => "terminal",
         "disable-copy" | "disable-paste" => "clipboard",
         n if n.starts_with("recording-")
@@ -92,12 +98,7 @@ fn is_boolean(name: &str) -> bool {
 fn enum_options(name: &str) -> Option<(Vec<&'static str>, Option<&'static str>)> {
     match name {
         "color-scheme" => Some((
-            vec![
-                "gray-black",
-                "black-white",
-                "green-black",
-                "white-black",
-            ],
+            vec!["gray-black", "black-white", "green-black", "white-black"],
             Some("gray-black"),
         )),
         "backspace" => Some((vec!["127", "8"], Some("127"))),
@@ -178,7 +179,16 @@ mod tests {
 
     #[test]
     fn kinds_from_names() {
-        let s = derive_specs(&["hostname", "port", "password", "private-key", "read-only", "color-scheme", "enable-sftp", "recording-path"]);
+        let s = derive_specs(&[
+            "hostname",
+            "port",
+            "password",
+            "private-key",
+            "read-only",
+            "color-scheme",
+            "enable-sftp",
+            "recording-path",
+        ]);
         let kinds: Vec<ParamKind> = s.iter().map(|p| p.kind).collect();
         assert_eq!(
             kinds,

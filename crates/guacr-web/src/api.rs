@@ -296,7 +296,10 @@ pub fn open_session(app: &App, user: &User) -> (String, String) {
             last_seen: now,
         },
     );
-    (session_cookie(app, &id, app.opts.session_absolute.as_secs()), csrf)
+    (
+        session_cookie(app, &id, app.opts.session_absolute.as_secs()),
+        csrf,
+    )
 }
 
 fn session_cookie(app: &App, value: &str, max_age: u64) -> String {
@@ -451,7 +454,11 @@ async fn change_password(
         Err(r) => return r,
     };
     let Ok(Json(body)) = body else {
-        return error(StatusCode::BAD_REQUEST, "invalid", "Expected {\"current\", \"new\"}.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "Expected {\"current\", \"new\"}.",
+        );
     };
     if body.new.len() < 8 {
         return error(
@@ -468,7 +475,11 @@ async fn change_password(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(LoginError::Internal(m)) => {
             tracing::error!("password change failed: {m}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error.")
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error.",
+            )
         }
         Err(_) => error(
             StatusCode::UNAUTHORIZED,
@@ -565,10 +576,7 @@ async fn share(
         let tunnels = lock(&app.tunnels);
         tunnels
             .values()
-            .find(|t| {
-                t.owner
-                    && (t.uuid == id || t.session_id().as_deref() == Some(id.as_str()))
-            })
+            .find(|t| t.owner && (t.uuid == id || t.session_id().as_deref() == Some(id.as_str())))
             .map(|t| (t.session_id(), t.user_id.clone()))
     };
     let session_id = match owned {
@@ -703,7 +711,12 @@ fn secret_names(app: &App, protocol: &str) -> Vec<String> {
         .protocols()
         .into_iter()
         .filter(|p| p.name == protocol)
-        .flat_map(|p| p.params.into_iter().filter(|s| s.secret).map(|s| s.name.to_owned()))
+        .flat_map(|p| {
+            p.params
+                .into_iter()
+                .filter(|s| s.secret)
+                .map(|s| s.name.to_owned())
+        })
         .collect();
     if names.is_empty() {
         names = ["password", "passphrase", "private-key"]
@@ -733,7 +746,11 @@ macro_rules! admin_or_return {
 
 fn validate_connection(app: &App, c: &Connection) -> Result<(), Response> {
     if c.name.trim().is_empty() || c.name.len() > 256 {
-        return Err(error(StatusCode::BAD_REQUEST, "invalid", "A connection needs a name (at most 256 characters)."));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "A connection needs a name (at most 256 characters).",
+        ));
     }
     if !app.gateway.protocols().iter().any(|p| p.name == c.protocol) {
         return Err(error(
@@ -875,11 +892,21 @@ async fn admin_set_permissions(
 ) -> Response {
     let a = admin_or_return!(app, method, headers, addr);
     let Ok(Json(p)) = body else {
-        return error(StatusCode::BAD_REQUEST, "invalid", "Expected {\"users\", \"groups\"}.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "Expected {\"users\", \"groups\"}.",
+        );
     };
     match app.dir.set_permissions(&id, p).await {
         Ok(()) => {
-            audit_change(&app, &a, addr, format!("permissions of connection {id} set")).await;
+            audit_change(
+                &app,
+                &a,
+                addr,
+                format!("permissions of connection {id} set"),
+            )
+            .await;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => dir_error(e),
@@ -990,7 +1017,11 @@ async fn admin_delete_user(
 ) -> Response {
     let a = admin_or_return!(app, method, headers, addr);
     if id == a.user.id {
-        return error(StatusCode::CONFLICT, "conflict", "You cannot delete yourself.");
+        return error(
+            StatusCode::CONFLICT,
+            "conflict",
+            "You cannot delete yourself.",
+        );
     }
     match app.dir.delete_user(&id).await {
         Ok(()) => {

@@ -141,7 +141,6 @@ impl std::fmt::Display for DirError {
 
 pub type DirResult<T> = Result<T, DirError>;
 
-
 /// The store, seen from the web server.
 #[async_trait::async_trait]
 pub trait Directory: Send + Sync + 'static {
@@ -157,7 +156,12 @@ pub trait Directory: Send + Sync + 'static {
     async fn user(&self, id: &str) -> DirResult<Option<User>>;
     /// The user for an OIDC identity (created on first login, not admin).
     async fn external_user(&self, username: &str, display_name: &str) -> DirResult<User>;
-    async fn change_password(&self, user_id: &str, current: &str, new: &str) -> Result<(), LoginError>;
+    async fn change_password(
+        &self,
+        user_id: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<(), LoginError>;
 
     /// Connections `user` may use (admins: all).
     async fn connections_for(&self, user: &User) -> DirResult<Vec<Connection>>;
@@ -325,7 +329,12 @@ impl Directory for MemoryDirectory {
         Ok(u)
     }
 
-    async fn change_password(&self, user_id: &str, current: &str, new: &str) -> Result<(), LoginError> {
+    async fn change_password(
+        &self,
+        user_id: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<(), LoginError> {
         let mut m = self.lock();
         match m.users.get_mut(user_id) {
             Some((_, pw)) if ct_eq(pw, current) => {
@@ -347,7 +356,8 @@ impl Directory for MemoryDirectory {
 
     async fn may_use(&self, user: &User, connection_id: &str) -> DirResult<bool> {
         let m = self.lock();
-        Ok(m.connections.contains_key(connection_id) && (user.admin || allowed(&m, user, connection_id)))
+        Ok(m.connections.contains_key(connection_id)
+            && (user.admin || allowed(&m, user, connection_id)))
     }
 
     async fn connection(&self, id: &str) -> DirResult<Option<Connection>> {
@@ -400,7 +410,12 @@ impl Directory for MemoryDirectory {
     }
 
     async fn create_user(&self, u: User, password: Option<&str>) -> DirResult<User> {
-        if self.lock().users.values().any(|(x, _)| x.username == u.username) {
+        if self
+            .lock()
+            .users
+            .values()
+            .any(|(x, _)| x.username == u.username)
+        {
             return Err(DirError::Conflict("A user with this name exists.".into()));
         }
         let mut created = self.add_user(&u.username, password.unwrap_or(""), u.admin);

@@ -140,7 +140,11 @@ async fn login(
     let verifier = crate::random_token();
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    let redirect_uri = format!("{}/api/auth/oidc/{}/callback", base_url(&app, &headers), p.id);
+    let redirect_uri = format!(
+        "{}/api/auth/oidc/{}/callback",
+        base_url(&app, &headers),
+        p.id
+    );
     let scope = format!("openid {}", p.scopes).trim().to_owned();
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
@@ -168,7 +172,11 @@ async fn login(
             },
         );
     }
-    let sep = if d.authorization_endpoint.contains('?') { '&' } else { '?' };
+    let sep = if d.authorization_endpoint.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     redirect(&format!("{}{sep}{query}", d.authorization_endpoint))
 }
 
@@ -193,8 +201,13 @@ async fn callback(
 ) -> Response {
     let mut ev = AuditEvent::new("login.failure");
     ev.remote_addr = addr.ip().to_string();
-    let pending = q.state.as_deref().and_then(|s| lock(&app.oidc_pending).remove(s));
-    let Some(pending) = pending.filter(|p| p.provider == id && p.created.elapsed() < Duration::from_secs(600)) else {
+    let pending = q
+        .state
+        .as_deref()
+        .and_then(|s| lock(&app.oidc_pending).remove(s));
+    let Some(pending) =
+        pending.filter(|p| p.provider == id && p.created.elapsed() < Duration::from_secs(600))
+    else {
         ev.detail = format!("oidc {id}: unknown or expired state");
         app.audit(ev).await;
         return login_error("The sign-in attempt expired or is not valid; try again.");
@@ -288,7 +301,12 @@ async fn finish(
     }
     .ok_or("no JWKS key matches the id_token")?;
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("JWKS key: {e}"))?;
-    if matches!(header.alg, jsonwebtoken::Algorithm::HS256 | jsonwebtoken::Algorithm::HS384 | jsonwebtoken::Algorithm::HS512) {
+    if matches!(
+        header.alg,
+        jsonwebtoken::Algorithm::HS256
+            | jsonwebtoken::Algorithm::HS384
+            | jsonwebtoken::Algorithm::HS512
+    ) {
         return Err("symmetric id_token algorithms are not accepted".into());
     }
     let mut v = Validation::new(header.alg);

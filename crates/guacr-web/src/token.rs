@@ -102,7 +102,10 @@ mod tests {
             ..Default::default()
         };
         let t = create(b"secret-1", claims.clone()).unwrap();
-        assert_eq!(verify(b"secret-1", &t).unwrap().connection.as_deref(), Some("7"));
+        assert_eq!(
+            verify(b"secret-1", &t).unwrap().connection.as_deref(),
+            Some("7")
+        );
         assert_eq!(verify(b"secret-2", &t), Err(TokenError::Invalid));
         assert_eq!(verify(b"secret-1", "not.a.jwt"), Err(TokenError::Invalid));
         let old = create(

@@ -251,8 +251,14 @@ pub async fn resolve(
         Ask::Join { id, read_only } => {
             let a = logged_in(user)?;
             if !a.user.admin {
-                audit_refusal(app, "access.denied", addr, &a.user.username, &format!("join {id:?}"))
-                    .await;
+                audit_refusal(
+                    app,
+                    "access.denied",
+                    addr,
+                    &a.user.username,
+                    &format!("join {id:?}"),
+                )
+                .await;
                 return Err(refuse(
                     Status::ClientForbidden,
                     "Only administrators may join live sessions.",
@@ -276,8 +282,14 @@ pub async fn resolve(
         Ask::Share(token) => {
             let share = lock(&app.shares).get(token).cloned();
             let Some(share) = share.filter(|s| s.expires > SystemTime::now()) else {
-                audit_refusal(app, "token.refused", addr, "", "share link unknown or expired")
-                    .await;
+                audit_refusal(
+                    app,
+                    "token.refused",
+                    addr,
+                    "",
+                    "share link unknown or expired",
+                )
+                .await;
                 return Err(refuse(
                     Status::ClientUnauthorized,
                     "The share link is not valid or has expired.",
@@ -499,9 +511,7 @@ impl Inbound {
             let raw = &self.buf[pos..pos + used];
             match internal {
                 None => out.forward.extend_from_slice(raw),
-                Some(true) => out
-                    .replies
-                    .push(String::from_utf8_lossy(raw).into_owned()),
+                Some(true) => out.replies.push(String::from_utf8_lossy(raw).into_owned()),
                 Some(false) => {}
             }
             pos += used;
@@ -571,7 +581,11 @@ async fn ws_session(
         Ok(x) => x,
         Err(refusal) => {
             tracing::info!(peer = %addr, status = refusal.status.code(), "tunnel refused: {}", refusal.message);
-            let _ = ws_send(&mut socket, error_instruction(&refusal.message, refusal.status)).await;
+            let _ = ws_send(
+                &mut socket,
+                error_instruction(&refusal.message, refusal.status),
+            )
+            .await;
             ws_close(&mut socket).await;
             return;
         }
@@ -652,7 +666,13 @@ fn guac_error(status: StatusCode, guac: Status, message: &str) -> Response {
     // Header values must be visible ASCII.
     let ascii: String = message
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     if let Ok(v) = HeaderValue::from_str(&ascii) {
         h.insert("Guacamole-Error-Message", v);
@@ -714,7 +734,9 @@ async fn http_post(
         let user = current_user(&app, &headers).await;
         let same = same_origin(&headers);
         let resolved = match parse_connect(&data) {
-            Ok(d) => resolve(&app, user, same, &d, addr).await.map(|r| (r, d.client)),
+            Ok(d) => resolve(&app, user, same, &d, addr)
+                .await
+                .map(|r| (r, d.client)),
             Err(e) => Err(e),
         };
         return match resolved {
@@ -741,7 +763,11 @@ async fn http_post(
         };
     }
     let Some(uuid) = query.strip_prefix("write:") else {
-        return guac_error(StatusCode::BAD_REQUEST, Status::ClientBadRequest, "Unknown tunnel request.");
+        return guac_error(
+            StatusCode::BAD_REQUEST,
+            Status::ClientBadRequest,
+            "Unknown tunnel request.",
+        );
     };
     let t = match http_tunnel(&app, uuid, &headers) {
         Ok(t) => t,
@@ -750,8 +776,14 @@ async fn http_post(
     let mut inbound = Inbound::new(app.opts.max_message_bytes);
     match inbound.feed(&body) {
         Ok(split) if inbound.buf.is_empty() => {
-            if !split.forward.is_empty() && t.to_core.send(Bytes::from(split.forward)).await.is_err() {
-                return guac_error(StatusCode::NOT_FOUND, Status::ResourceNotFound, "The tunnel is closed.");
+            if !split.forward.is_empty()
+                && t.to_core.send(Bytes::from(split.forward)).await.is_err()
+            {
+                return guac_error(
+                    StatusCode::NOT_FOUND,
+                    Status::ResourceNotFound,
+                    "The tunnel is closed.",
+                );
             }
             StatusCode::OK.into_response()
         }
@@ -783,7 +815,11 @@ async fn http_get(
 ) -> Response {
     let query = query.unwrap_or_default();
     let Some(rest) = query.strip_prefix("read:") else {
-        return guac_error(StatusCode::BAD_REQUEST, Status::ClientBadRequest, "Unknown tunnel request.");
+        return guac_error(
+            StatusCode::BAD_REQUEST,
+            Status::ClientBadRequest,
+            "Unknown tunnel request.",
+        );
     };
     let uuid = rest.split(':').next().unwrap_or("");
     let t = match http_tunnel(&app, uuid, &headers) {
@@ -791,14 +827,16 @@ async fn http_get(
         Err(r) => return r,
     };
     let rx = t.from_core.clone().lock_owned().await;
-    let stream = futures_util::stream::unfold(
-        (rx, 0usize, false),
-        |(mut rx, sent, done)| async move {
+    let stream =
+        futures_util::stream::unfold((rx, 0usize, false), |(mut rx, sent, done)| async move {
             if done {
                 return None;
             }
             if sent >= READ_RESPONSE_BYTES {
-                return Some((Ok::<Bytes, std::io::Error>(Bytes::from_static(b"0.;")), (rx, sent, true)));
+                return Some((
+                    Ok::<Bytes, std::io::Error>(Bytes::from_static(b"0.;")),
+                    (rx, sent, true),
+                ));
             }
             match rx.recv().await {
                 Some(b) => {
@@ -807,8 +845,7 @@ async fn http_get(
                 }
                 None => Some((Ok(Bytes::from_static(b"0.;")), (rx, sent, true))),
             }
-        },
-    );
+        });
     let mut res = Body::from_stream(stream).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -824,7 +861,9 @@ mod tests {
     #[test]
     fn inbound_filters_internal_instructions() {
         let mut i = Inbound::new(1 << 20);
-        let s = i.feed(b"0.,4.ping,7.1234567;4.sync,3.123;0.,3.foo;").unwrap();
+        let s = i
+            .feed(b"0.,4.ping,7.1234567;4.sync,3.123;0.,3.foo;")
+            .unwrap();
         assert_eq!(s.replies, vec!["0.,4.ping,7.1234567;".to_owned()]);
         assert_eq!(s.forward, b"4.sync,3.123;");
         // Split across messages.
@@ -839,11 +878,20 @@ mod tests {
     fn connect_data() {
         let d = parse_connect("connection=5&width=1280&height=99999&dpi=x&audio=audio/L16&image=image/png&image=image/jpeg&timezone=Europe%2FParis").unwrap();
         assert_eq!(d.ask, Ask::Connection("5".into()));
-        assert_eq!((d.client.width, d.client.height, d.client.dpi), (1280, 16384, 96));
+        assert_eq!(
+            (d.client.width, d.client.height, d.client.dpi),
+            (1280, 16384, 96)
+        );
         assert_eq!(d.client.image_mimetypes, vec!["image/png", "image/jpeg"]);
         assert_eq!(d.client.timezone.as_deref(), Some("Europe/Paris"));
         let d = parse_connect("join=%24abc&read_only=1").unwrap();
-        assert_eq!(d.ask, Ask::Join { id: "$abc".into(), read_only: true });
+        assert_eq!(
+            d.ask,
+            Ask::Join {
+                id: "$abc".into(),
+                read_only: true
+            }
+        );
         assert!(parse_connect("").is_err());
         assert!(parse_connect("connection=1&share=2").is_err());
     }
@@ -853,9 +901,15 @@ mod tests {
         let mut h = HeaderMap::new();
         assert!(same_origin(&h));
         h.insert(header::HOST, HeaderValue::from_static("gw.example:8080"));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://gw.example:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://gw.example:8080"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(!same_origin(&h));
     }
 }

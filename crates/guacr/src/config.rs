@@ -127,7 +127,6 @@ impl Default for WebSection {
     }
 }
 
-
 /// OpenTelemetry traces (off unless an endpoint is set).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -316,10 +315,9 @@ impl Config {
             a.parse::<SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("admin.bind {a:?} is not an address:port: {e}"))?;
         }
-        self.web
-            .bind
-            .parse::<SocketAddr>()
-            .map_err(|e| anyhow::anyhow!("web.bind {:?} is not an address:port: {e}", self.web.bind))?;
+        self.web.bind.parse::<SocketAddr>().map_err(|e| {
+            anyhow::anyhow!("web.bind {:?} is not an address:port: {e}", self.web.bind)
+        })?;
         if self.web.certificate.is_some() != self.web.key.is_some() {
             anyhow::bail!("web TLS needs both web.certificate and web.key");
         }
@@ -328,7 +326,10 @@ impl Config {
         }
         for o in &self.web.oidc {
             if o.id.is_empty()
-                || !o.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                || !o
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 anyhow::bail!("web.oidc id {:?} must be letters, digits, - or _", o.id);
             }

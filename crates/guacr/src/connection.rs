@@ -320,14 +320,15 @@ where
                 return None;
             }
             let owner = UserInfo::new(client, version, true, read_only);
-            let recorder = match crate::recording::Recorder::open(&params, &cfg, state.uploader()).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(%peer, "refusing the session: {}", e.message);
-                    let _ = wr.write_all(&error_bytes(&e.message, e.status)).await;
-                    return None;
-                }
-            };
+            let recorder =
+                match crate::recording::Recorder::open(&params, &cfg, state.uploader()).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(%peer, "refusing the session: {}", e.message);
+                        let _ = wr.write_all(&error_bytes(&e.message, e.status)).await;
+                        return None;
+                    }
+                };
             let taps: Vec<Arc<dyn guacr_session::SessionTap>> = recorder
                 .iter()
                 .map(|r| r.clone() as Arc<dyn guacr_session::SessionTap>)

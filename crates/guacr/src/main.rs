@@ -379,7 +379,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let web = guacr::web::bind(&web_cfg, state.clone(), store).await?;
             if let Some(a) = web.local_addr() {
-                println!("guacr: web gateway on {}://{a}/", if web_cfg.web.certificate.is_some() || web_cfg.ssl.server_certificate.is_some() { "https" } else { "http" });
+                println!(
+                    "guacr: web gateway on {}://{a}/",
+                    if web_cfg.web.certificate.is_some() || web_cfg.ssl.server_certificate.is_some()
+                    {
+                        "https"
+                    } else {
+                        "http"
+                    }
+                );
             }
             tokio::spawn(web.run(rx.clone()));
         }

@@ -56,7 +56,11 @@ impl Gateway for DaemonGateway {
         }
     }
 
-    fn open(&self, tunnel: OpenTunnel, stream: guacr_web::stream::TunnelStream) -> guacr_web::gateway::BoxFuture {
+    fn open(
+        &self,
+        tunnel: OpenTunnel,
+        stream: guacr_web::stream::TunnelStream,
+    ) -> guacr_web::gateway::BoxFuture {
         let state = self.state.clone();
         Box::pin(async move {
             let peer = tunnel.remote_addr.to_string();
@@ -110,8 +114,9 @@ pub fn token_secret(cfg: &Config) -> anyhow::Result<Option<Vec<u8>>> {
         return Ok(Some(s.as_bytes().to_vec()));
     }
     if let Some(f) = &cfg.web.token_secret_file {
-        let s = std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("cannot read web.token_secret_file {}: {e}", f.display()))?;
+        let s = std::fs::read_to_string(f).map_err(|e| {
+            anyhow::anyhow!("cannot read web.token_secret_file {}: {e}", f.display())
+        })?;
         return Ok(Some(s.trim().as_bytes().to_vec()));
     }
     Ok(std::env::var("GUACR_TOKEN_SECRET")
@@ -299,8 +304,15 @@ impl guacr_web::Directory for StoreDirectory {
         Ok(user_of(u, Vec::new()))
     }
 
-    async fn change_password(&self, user_id: &str, current: &str, new: &str) -> Result<(), LoginError> {
-        let id: i64 = user_id.parse().map_err(|_| LoginError::InvalidCredentials)?;
+    async fn change_password(
+        &self,
+        user_id: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<(), LoginError> {
+        let id: i64 = user_id
+            .parse()
+            .map_err(|_| LoginError::InvalidCredentials)?;
         match self.0.check_password(id, current).await {
             Ok(true) => self
                 .0
@@ -342,7 +354,12 @@ impl guacr_web::Directory for StoreDirectory {
         let Ok(id) = id.parse::<i64>() else {
             return Ok(None);
         };
-        Ok(self.0.get_connection(id).await.map_err(internal)?.map(connection_of))
+        Ok(self
+            .0
+            .get_connection(id)
+            .await
+            .map_err(internal)?
+            .map(connection_of))
     }
 
     async fn list_connections(&self) -> DirResult<Vec<wd::Connection>> {
@@ -363,7 +380,10 @@ impl guacr_web::Directory for StoreDirectory {
 
     async fn create_connection(&self, c: wd::Connection) -> DirResult<wd::Connection> {
         Ok(connection_of(
-            self.0.create_connection(&new_connection(&c)).await.map_err(internal)?,
+            self.0
+                .create_connection(&new_connection(&c))
+                .await
+                .map_err(internal)?,
         ))
     }
 
@@ -378,7 +398,12 @@ impl guacr_web::Directory for StoreDirectory {
     }
 
     async fn delete_connection(&self, id: &str) -> DirResult<()> {
-        match self.0.delete_connection(id_of(id)?).await.map_err(internal)? {
+        match self
+            .0
+            .delete_connection(id_of(id)?)
+            .await
+            .map_err(internal)?
+        {
             true => Ok(()),
             false => Err(DirError::NotFound),
         }
@@ -461,7 +486,10 @@ impl guacr_web::Directory for StoreDirectory {
             self.0.set_password(id, p, false).await.map_err(internal)?;
         }
         let groups = ids(&u.groups);
-        self.0.set_user_groups(id, &groups).await.map_err(internal)?;
+        self.0
+            .set_user_groups(id, &groups)
+            .await
+            .map_err(internal)?;
         Ok(user_of(updated, groups))
     }
 
@@ -575,7 +603,6 @@ impl guacr_web::Directory for StoreDirectory {
             .collect())
     }
 }
-
 
 /// Where the gateway keeps its SQLite database and secret key when no
 /// `[database]` configuration says otherwise: `$GUACR_DATA_DIR`, else

@@ -244,7 +244,8 @@ impl Browser {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_text(ws: &mut Ws) -> Option<String> {
     loop {
@@ -342,14 +343,21 @@ async fn websocket_tunnel_runs_an_ssh_session_with_ping_echo() {
     let id = gw.ssh_connection("shell", &["alice"], &[]).await;
     let b = Browser::logged_in(&gw, "alice", ALICE_PW).await;
     let (mut ws, uuid) = b
-        .ws(&gw, &format!("connection={id}&width=800&height=600&dpi=96&image=image/png&timezone=UTC"))
+        .ws(
+            &gw,
+            &format!("connection={id}&width=800&height=600&dpi=96&image=image/png&timezone=UTC"),
+        )
         .await;
     // Ping echo, as Guacamole.WebSocketTunnel expects.
-    ws.send(Message::Text("0.,4.ping,7.1234567;".into())).await.unwrap();
+    ws.send(Message::Text("0.,4.ping,7.1234567;".into()))
+        .await
+        .unwrap();
     let mut echoed = false;
     let mut seen = String::new();
     for _ in 0..200 {
-        let Some(t) = next_text(&mut ws).await else { break };
+        let Some(t) = next_text(&mut ws).await else {
+            break;
+        };
         if t == "0.,4.ping,7.1234567;" {
             echoed = true;
             break;
@@ -357,7 +365,10 @@ async fn websocket_tunnel_runs_an_ssh_session_with_ping_echo() {
         seen.push_str(&t);
     }
     assert!(echoed, "ping echoed");
-    assert!(!seen.contains("ready") && !seen.contains("4.args"), "the browser never sees args/ready");
+    assert!(
+        !seen.contains("ready") && !seen.contains("4.args"),
+        "the browser never sees args/ready"
+    );
     let mut c = ws_client(ws);
     wait_text(&mut c, "guacr$", T).await.unwrap();
     type_line(&mut c, "echo hello-from-$((6*7))-ws").await;
@@ -367,13 +378,21 @@ async fn websocket_tunnel_runs_an_ssh_session_with_ping_echo() {
     let admin = Browser::logged_in(&gw, "admin", ADMIN_PW).await;
     let (status, list) = admin.get_json("/api/admin/sessions").await;
     assert_eq!(status, 200);
-    let s = list.as_array().unwrap().iter().find(|s| s["connection_id"] == json!(id.to_string())).expect("listed");
+    let s = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["connection_id"] == json!(id.to_string()))
+        .expect("listed");
     assert_eq!(s["username"], "alice");
     assert_eq!(s["protocol"], "ssh");
     assert_eq!(s["connection_name"], "shell");
     // Sharing by the tunnel uuid the browser knows works for the owner.
     let res = b
-        .req(reqwest::Method::POST, &format!("/api/sessions/{uuid}/share"))
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{uuid}/share"),
+        )
         .json(&json!({"read_only": true}))
         .send()
         .await
@@ -385,9 +404,18 @@ async fn websocket_tunnel_runs_an_ssh_session_with_ping_echo() {
     let starts = gw.audit("session.start").await;
     assert!(starts.iter().any(|e| e.username.as_deref() == Some("alice") && e.protocol.as_deref() == Some("ssh")));
     let ends = gw.audit("session.end").await;
-    let end = ends.iter().find(|e| e.username.as_deref() == Some("alice")).expect("session.end audited");
-    assert!(end.bytes_out.unwrap_or(0) > 1000, "bytes to the browser counted: {end:?}");
-    assert!(end.bytes_in.unwrap_or(0) > 10, "bytes from the browser counted");
+    let end = ends
+        .iter()
+        .find(|e| e.username.as_deref() == Some("alice"))
+        .expect("session.end audited");
+    assert!(
+        end.bytes_out.unwrap_or(0) > 1000,
+        "bytes to the browser counted: {end:?}"
+    );
+    assert!(
+        end.bytes_in.unwrap_or(0) > 10,
+        "bytes from the browser counted"
+    );
     assert!(end.duration_ms.unwrap_or(0) > 0);
     gw.stop().await;
 }
@@ -399,26 +427,47 @@ async fn http_tunnel_round_trip() {
     let b = Browser::logged_in(&gw, "alice", ALICE_PW).await;
     let res = b
         .req(reqwest::Method::POST, "/tunnel/http?connect")
-        .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
-        .body(format!("connection={id}&width=640&height=480&image=image/png"))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        )
+        .body(format!(
+            "connection={id}&width=640&height=480&image=image/png"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let token = res.headers().get("guacamole-tunnel-token").expect("tunnel token").to_str().unwrap().to_owned();
+    let token = res
+        .headers()
+        .get("guacamole-tunnel-token")
+        .expect("tunnel token")
+        .to_str()
+        .unwrap()
+        .to_owned();
     let uuid = res.text().await.unwrap();
     assert_eq!(uuid.len(), 36);
     // Without the token: refused.
-    let res = b.req(reqwest::Method::GET, &format!("/tunnel/http?read:{uuid}:0")).send().await.unwrap();
+    let res = b
+        .req(reqwest::Method::GET, &format!("/tunnel/http?read:{uuid}:0"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
     // Read until the shell prompt's frame arrives (sync), echoing syncs via write.
     let mut seen = String::new();
     let mut n = 0;
     let deadline = std::time::Instant::now() + T;
-    let drawn = |s: &str| s.contains("4.sync") && (s.contains("3.img") || s.contains("4.blob") || s.contains("4.copy"));
+    let drawn = |s: &str| {
+        s.contains("4.sync")
+            && (s.contains("3.img") || s.contains("4.blob") || s.contains("4.copy"))
+    };
     while !drawn(&seen) && std::time::Instant::now() < deadline {
         let res = b
-            .req(reqwest::Method::GET, &format!("/tunnel/http?read:{uuid}:{n}"))
+            .req(
+                reqwest::Method::GET,
+                &format!("/tunnel/http?read:{uuid}:{n}"),
+            )
             .header("guacamole-tunnel-token", &token)
             .send()
             .await
@@ -426,15 +475,23 @@ async fn http_tunnel_round_trip() {
         n += 1;
         assert_eq!(res.status(), 200);
         let mut body = res.bytes_stream();
-        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(3), body.next()).await {
+        while let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(Duration::from_secs(3), body.next()).await
+        {
             seen.push_str(&String::from_utf8_lossy(&chunk));
             if drawn(&seen) {
                 break;
             }
         }
     }
-    assert!(seen.contains("4.sync"), "instructions arrive over the HTTP tunnel");
-    assert!(seen.contains("3.img") || seen.contains("4.blob") || seen.contains("4.copy"), "drawing arrives");
+    assert!(
+        seen.contains("4.sync"),
+        "instructions arrive over the HTTP tunnel"
+    );
+    assert!(
+        seen.contains("3.img") || seen.contains("4.blob") || seen.contains("4.copy"),
+        "drawing arrives"
+    );
     // Writes go to the session (nop and a key), and malformed writes end the tunnel.
     let res = b
         .req(reqwest::Method::POST, &format!("/tunnel/http?write:{uuid}"))
@@ -460,7 +517,11 @@ async fn http_tunnel_round_trip() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 404, "the tunnel is gone after malformed input");
+    assert_eq!(
+        res.status(),
+        404,
+        "the tunnel is gone after malformed input"
+    );
     gw.stop().await;
 }
 
@@ -470,10 +531,23 @@ async fn login_cookie_flags_failure_lockout_and_audit() {
     let mut b = Browser::new(&gw);
     let res = b.login("alice", ALICE_PW).await;
     assert_eq!(res.status(), 200);
-    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
     assert!(!cookie.contains("Secure"), "no Secure flag over plain HTTP");
-    let id = cookie.split(';').next().unwrap().trim_start_matches("guacr_session=");
+    let id = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("guacr_session=");
     assert_eq!(id.len(), 43, "256-bit random id, base64url");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user"]["username"], "alice");
@@ -483,7 +557,11 @@ async fn login_cookie_flags_failure_lockout_and_audit() {
     assert_eq!(me["csrf"], body["csrf"]);
     // Logout needs CSRF; with it the cookie stops working.
     b.csrf = body["csrf"].as_str().map(str::to_owned);
-    let res = b.req(reqwest::Method::POST, "/api/logout").send().await.unwrap();
+    let res = b
+        .req(reqwest::Method::POST, "/api/logout")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(b.get_json("/api/me").await.0, 401);
 
@@ -493,9 +571,24 @@ async fn login_cookie_flags_failure_lockout_and_audit() {
     assert_eq!(res.status(), 401);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "invalid_credentials");
-    assert!(body["error"].as_str().unwrap().contains("Wrong user name or password"));
-    assert!(gw.audit("login.failure").await.iter().any(|e| e.username.as_deref() == Some("bob")));
-    assert!(gw.audit("login.success").await.iter().any(|e| e.username.as_deref() == Some("alice")));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Wrong user name or password")
+    );
+    assert!(
+        gw.audit("login.failure")
+            .await
+            .iter()
+            .any(|e| e.username.as_deref() == Some("bob"))
+    );
+    assert!(
+        gw.audit("login.success")
+            .await
+            .iter()
+            .any(|e| e.username.as_deref() == Some("alice"))
+    );
     // The store's lockout (5 failures) → 423, audited; the right password is refused too.
     let mut last = 0;
     for _ in 0..5 {
@@ -518,7 +611,11 @@ async fn login_is_throttled_per_address() {
         assert_eq!(b.login("nobody", "x").await.status(), 401);
     }
     let res = b.login("alice", ALICE_PW).await;
-    assert_eq!(res.status(), 429, "over the per-address limit, even with the right password");
+    assert_eq!(
+        res.status(),
+        429,
+        "over the per-address limit, even with the right password"
+    );
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "throttled");
     gw.stop().await;
@@ -539,10 +636,17 @@ async fn csrf_is_required_and_refusals_are_audited() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "csrf");
     b.csrf = Some("wrong".into());
-    let res = b.req(reqwest::Method::DELETE, "/api/admin/users/2").send().await.unwrap();
+    let res = b
+        .req(reqwest::Method::DELETE, "/api/admin/users/2")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
     assert!(gw.store.user_by_name("mallory").await.unwrap().is_none());
-    assert!(gw.store.user_by_name("alice").await.unwrap().is_some(), "nothing was deleted");
+    assert!(
+        gw.store.user_by_name("alice").await.unwrap().is_some(),
+        "nothing was deleted"
+    );
     let refused = gw.audit("csrf.refused").await;
     assert_eq!(refused.len(), 2);
     assert_eq!(refused[0].username.as_deref(), Some("admin"));
@@ -566,9 +670,17 @@ async fn users_see_and_open_only_their_connections() {
     let bob = Browser::logged_in(&gw, "bob", BOB_PW).await;
     let (status, list) = bob.get_json("/api/connections").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["bob-box"]);
-    assert!(list[0].get("params").is_none(), "users never see parameters");
+    assert!(
+        list[0].get("params").is_none(),
+        "users never see parameters"
+    );
     assert_eq!(list[0]["id"], json!(bob_conn.to_string()));
     // Admin endpoints are for admins.
     assert_eq!(bob.get_json("/api/admin/connections").await.0, 403);
@@ -593,7 +705,9 @@ async fn users_see_and_open_only_their_connections() {
     assert_eq!(errors(&read_to_close(&mut ws).await)[0].1, 771);
     // Secrets never come back to admins either.
     let admin = Browser::logged_in(&gw, "admin", ADMIN_PW).await;
-    let (_, c) = admin.get_json(&format!("/api/admin/connections/{alice_conn}")).await;
+    let (_, c) = admin
+        .get_json(&format!("/api/admin/connections/{alice_conn}"))
+        .await;
     assert_eq!(c["params"]["password"], "********");
     assert_eq!(c["params"]["hostname"], "127.0.0.1");
     gw.stop().await;
@@ -611,21 +725,37 @@ async fn admin_kill_reaches_the_user_with_the_reason() {
     let (_, list) = admin.get_json("/api/admin/sessions").await;
     let sid = list[0]["id"].as_str().unwrap().to_owned();
     let res = admin
-        .req(reqwest::Method::DELETE, &format!("/api/admin/sessions/{sid}"))
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/api/admin/sessions/{sid}"),
+        )
         .json(&json!({"reason": "maintenance at noon"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
     c.wait_for_close(T).await.unwrap();
-    let err = c.state().last_error().cloned().expect("an error before the close");
+    let err = c
+        .state()
+        .last_error()
+        .cloned()
+        .expect("an error before the close");
     assert_eq!(err.status, 523);
-    assert!(err.message.contains("Session closed by an administrator") && err.message.contains("maintenance at noon"), "{}", err.message);
+    assert!(
+        err.message.contains("Session closed by an administrator")
+            && err.message.contains("maintenance at noon"),
+        "{}",
+        err.message
+    );
     let kills = gw.audit("session.kill").await;
     assert_eq!(kills[0].username.as_deref(), Some("admin"));
     assert_eq!(kills[0].session_id.as_deref(), Some(sid.as_str()));
     // Unknown session: 404.
-    let res = admin.req(reqwest::Method::DELETE, "/api/admin/sessions/$gone").send().await.unwrap();
+    let res = admin
+        .req(reqwest::Method::DELETE, "/api/admin/sessions/$gone")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     gw.stop().await;
 }
@@ -647,7 +777,10 @@ async fn read_only_share_link_cannot_type() {
     let mut owner = ws_client(ws);
     wait_text(&mut owner, "guacr$", T).await.unwrap();
     let res = alice
-        .req(reqwest::Method::POST, &format!("/api/sessions/{uuid}/share"))
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{uuid}/share"),
+        )
         .json(&json!({"read_only": true, "ttl_seconds": 300}))
         .send()
         .await
@@ -659,7 +792,10 @@ async fn read_only_share_link_cannot_type() {
     // Bob may not share alice's session.
     let bob = Browser::logged_in(&gw, "bob", BOB_PW).await;
     let res = bob
-        .req(reqwest::Method::POST, &format!("/api/sessions/{uuid}/share"))
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{uuid}/share"),
+        )
         .json(&json!({"read_only": false}))
         .send()
         .await
@@ -668,7 +804,9 @@ async fn read_only_share_link_cannot_type() {
 
     // A joiner without any login, by the share token.
     let anon = Browser::new(&gw);
-    let (ws, _) = anon.ws(&gw, &format!("share={token}&width=800&height=600")).await;
+    let (ws, _) = anon
+        .ws(&gw, &format!("share={token}&width=800&height=600"))
+        .await;
     let mut viewer = ws_client(ws);
     wait_text(&mut viewer, "guacr$", T).await.unwrap();
     type_line(&mut viewer, "echo VIEWER-TYPED-$((2+2))").await;
@@ -679,9 +817,15 @@ async fn read_only_share_link_cannot_type() {
     wait_text(&mut viewer, "OWNER-TYPED-6", T).await.unwrap();
     // …and the remote shell never received the viewer's keys.
     let ts_file = ts.0.join("ts");
-    assert!(wait_file_contains(&ts_file, "OWNER-TYPED-6", T), "typescript has the owner's output");
+    assert!(
+        wait_file_contains(&ts_file, "OWNER-TYPED-6", T),
+        "typescript has the owner's output"
+    );
     let data = String::from_utf8_lossy(&std::fs::read(&ts_file).unwrap()).into_owned();
-    assert!(!data.contains("VIEWER-TYPED"), "read-only keys reached the shell: {data}");
+    assert!(
+        !data.contains("VIEWER-TYPED"),
+        "read-only keys reached the shell: {data}"
+    );
     // A bad share token: 769.
     let (mut ws, _) = anon.ws(&gw, "share=not-a-token").await;
     let errs = errors(&read_to_close(&mut ws).await);
@@ -738,14 +882,20 @@ async fn signed_tokens_open_without_login_and_bad_ones_are_refused() {
     // A tampered payload (claims edited, old signature) is also refused.
     let parts: Vec<&str> = good.split('.').collect();
     use base64::Engine;
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{{\"exp\":{},\"connection\":\"1\",\"read_only\":false}}", now + 300));
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{{\"exp\":{},\"connection\":\"1\",\"read_only\":false}}",
+        now + 300
+    ));
     let tampered = format!("{}.{payload}.{}", parts[0], parts[2]);
     let (mut ws, _) = anon.ws(&gw, &format!("token={tampered}")).await;
     assert_eq!(errors(&read_to_close(&mut ws).await)[0].1, 769);
     let refused = gw.audit("token.refused").await;
     assert!(refused.len() >= 3, "{refused:?}");
-    assert!(refused.iter().any(|e| e.detail.as_deref() == Some("The link has expired.")));
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.detail.as_deref() == Some("The link has expired."))
+    );
     gw.stop().await;
 }
 
@@ -759,13 +909,20 @@ async fn malformed_and_oversize_tunnel_messages_close_cleanly() {
     ws.send(Message::Text("4.sync,abc;".into())).await.unwrap();
     let got = read_to_close(&mut ws).await;
     let errs = errors(&got);
-    assert!(errs.iter().any(|(m, s)| *s == 768 && m.contains("Malformed")), "{got}");
+    assert!(
+        errs.iter()
+            .any(|(m, s)| *s == 768 && m.contains("Malformed")),
+        "{got}"
+    );
     // Oversize: refused, closed.
     let (mut ws, _) = alice.ws(&gw, &format!("connection={id}")).await;
     let big = format!("5.clipb,{}.{};", 40000, "x".repeat(40000));
     let _ = ws.send(Message::Text(big.into())).await;
     let got = read_to_close(&mut ws).await;
-    assert!(errors(&got).iter().any(|(_, s)| *s == 768), "oversize refused with an error: {got:.300}");
+    assert!(
+        errors(&got).iter().any(|(_, s)| *s == 768),
+        "oversize refused with an error: {got:.300}"
+    );
     // Bad connect data: 768.
     let (mut ws, _) = alice.ws(&gw, "width=10").await;
     assert_eq!(errors(&read_to_close(&mut ws).await)[0].1, 768);
@@ -798,14 +955,41 @@ async fn injection_looking_names_are_returned_verbatim_as_json() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let res = admin.req(reqwest::Method::GET, "/api/admin/users").send().await.unwrap();
-    assert!(res.headers().get("content-type").unwrap().to_str().unwrap().starts_with("application/json"));
-    assert_eq!(res.headers().get("x-content-type-options").unwrap(), "nosniff");
+    let res = admin
+        .req(reqwest::Method::GET, "/api/admin/users")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(
+        res.headers().get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
     let users: Value = res.json().await.unwrap();
-    assert!(users.as_array().unwrap().iter().any(|u| u["username"] == evil_user && u["display_name"] == "<img src=x onerror=alert(1)>"));
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == evil_user
+                && u["display_name"] == "<img src=x onerror=alert(1)>")
+    );
     assert_eq!(users.as_array().unwrap().len(), 4, "no table was dropped");
     let (_, conns) = admin.get_json("/api/admin/connections").await;
-    assert!(conns.as_array().unwrap().iter().any(|c| c["name"] == evil_conn && c["group"] == "a/'b'"));
+    assert!(
+        conns
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == evil_conn && c["group"] == "a/'b'")
+    );
     // The new user can log in with the odd name.
     let mut b = Browser::new(&gw);
     assert_eq!(b.login(evil_user, "evil-pass-123").await.status(), 200);
@@ -819,11 +1003,26 @@ async fn injection_looking_names_are_returned_verbatim_as_json() {
     assert_eq!(res.status(), 400);
     // Protocol schemas.
     let (_, protos) = admin.get_json("/api/protocols").await;
-    let ssh = protos.as_array().unwrap().iter().find(|p| p["name"] == "ssh").unwrap();
-    let pw = ssh["params"].as_array().unwrap().iter().find(|p| p["name"] == "password").unwrap();
+    let ssh = protos
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "ssh")
+        .unwrap();
+    let pw = ssh["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "password")
+        .unwrap();
     assert_eq!(pw["kind"], "password");
     assert_eq!(pw["secret"], true);
-    let port = ssh["params"].as_array().unwrap().iter().find(|p| p["name"] == "port").unwrap();
+    let port = ssh["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "port")
+        .unwrap();
     assert_eq!(port["kind"], "number");
     gw.stop().await;
 }
@@ -859,7 +1058,14 @@ async fn provider(user: &str) -> Provider {
     let dir = temp_dir("oidc");
     let key = dir.0.join("key.pem");
     let ok = std::process::Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&key)
         .output()
         .unwrap();
@@ -958,9 +1164,19 @@ async fn oidc_login_full_flow_against_an_in_test_provider() {
     assert_eq!(providers["oidc"][0]["id"], "test");
     assert_eq!(providers["oidc"][0]["label"], "Sign in with Test");
     // 1. guacr sends the browser to the provider.
-    let res = b.req(reqwest::Method::GET, "/api/auth/oidc/test/login").send().await.unwrap();
+    let res = b
+        .req(reqwest::Method::GET, "/api/auth/oidc/test/login")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 302);
-    let to = res.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    let to = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(to.starts_with(&format!("{issuer}/authorize?")), "{to}");
     let u = url::Url::parse(&to).unwrap();
     let q: HashMap<String, String> = u.query_pairs().into_owned().collect();
@@ -969,21 +1185,49 @@ async fn oidc_login_full_flow_against_an_in_test_provider() {
     // 2. The provider approves and redirects back with a code.
     let res = b.http.get(&to).send().await.unwrap();
     assert_eq!(res.status(), 303);
-    let back = res.headers().get("location").unwrap().to_str().unwrap().to_owned();
-    assert!(back.starts_with(&gw.url("/api/auth/oidc/test/callback")), "{back}");
+    let back = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        back.starts_with(&gw.url("/api/auth/oidc/test/callback")),
+        "{back}"
+    );
     // 3. The callback redeems the code, verifies the id_token, logs in.
     let res = b.http.get(&back).send().await.unwrap();
     assert_eq!(res.status(), 302);
     assert_eq!(res.headers().get("location").unwrap(), "/");
-    let cookie = res.headers().get("set-cookie").expect("session cookie").to_str().unwrap().to_owned();
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .expect("session cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cookie.contains("HttpOnly"));
     let mut logged = Browser::new(&gw);
-    logged.cookie = Some(cookie.split(';').next().unwrap().trim_start_matches("guacr_session=").to_owned());
+    logged.cookie = Some(
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("guacr_session=")
+            .to_owned(),
+    );
     let (status, me) = logged.get_json("/api/me").await;
     assert_eq!(status, 200);
     assert_eq!(me["user"]["username"], "olivia");
     assert_eq!(me["user"]["admin"], false);
-    assert!(gw.audit("login.success").await.iter().any(|e| e.username.as_deref() == Some("olivia") && e.detail.as_deref() == Some("oidc test")));
+    assert!(
+        gw.audit("login.success")
+            .await
+            .iter()
+            .any(|e| e.username.as_deref() == Some("olivia")
+                && e.detail.as_deref() == Some("oidc test"))
+    );
     // Replaying the callback (state used once) fails with a message.
     let res = b.http.get(&back).send().await.unwrap();
     assert_eq!(res.status(), 302);
@@ -996,7 +1240,11 @@ async fn oidc_login_full_flow_against_an_in_test_provider() {
 #[tokio::test]
 async fn static_files_spa_fallback_and_security_headers() {
     let assets = temp_dir("assets");
-    std::fs::write(assets.0.join("index.html"), "<!doctype html><title>guacr</title>").unwrap();
+    std::fs::write(
+        assets.0.join("index.html"),
+        "<!doctype html><title>guacr</title>",
+    )
+    .unwrap();
     std::fs::create_dir_all(assets.0.join("assets")).unwrap();
     std::fs::write(assets.0.join("assets/app-123.js"), "console.log(1)").unwrap();
     let dir = assets.0.clone();
@@ -1005,15 +1253,32 @@ async fn static_files_spa_fallback_and_security_headers() {
     let res = http.get(gw.url("/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers().get("x-frame-options").unwrap(), "DENY");
-    assert!(res.headers().get("content-security-policy").unwrap().to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        res.headers()
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     assert_eq!(res.headers().get("cache-control").unwrap(), "no-cache");
     let res = http.get(gw.url("/some/client/route")).send().await.unwrap();
     assert_eq!(res.status(), 200, "SPA fallback");
     assert!(res.text().await.unwrap().contains("<title>guacr"));
     let res = http.get(gw.url("/assets/app-123.js")).send().await.unwrap();
-    assert!(res.headers().get("cache-control").unwrap().to_str().unwrap().contains("immutable"));
+    assert!(
+        res.headers()
+            .get("cache-control")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
     let res = http.get(gw.url("/embed/x")).send().await.unwrap();
-    assert!(res.headers().get("x-frame-options").is_none(), "embed routes may be framed");
+    assert!(
+        res.headers().get("x-frame-options").is_none(),
+        "embed routes may be framed"
+    );
     let res = http.get(gw.url("/api/nope")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
