@@ -72,7 +72,9 @@ start_xterm() {  # start_xterm DISPLAY [GEOMETRY]
     local d=$1 geometry=${2:-120x40+0+0}
     if pid_alive "xterm$d" && [[ -n $(xterm_window "$d") ]]; then return 0; fi
     stop_pid "xterm$d"
-    DISPLAY=:$d spawn "xterm$d" env -u SESSION_MANAGER HOME="$DIR/home" \
+    # Pasted newlines must run commands (tests paste with a middle click).
+    printf 'set enable-bracketed-paste off\n' >"$DIR/inputrc"
+    DISPLAY=:$d spawn "xterm$d" env -u SESSION_MANAGER HOME="$DIR/home" INPUTRC="$DIR/inputrc" \
         xterm -fn fixed -geometry "$geometry" -bg white -fg black -xrm 'XTerm*cursorBlink: false' \
         -xrm 'XTerm*selectToClipboard: false' -title "guacr-vnc-$d" \
         -e env PS1='$ ' TERM=xterm bash --norc --noprofile
