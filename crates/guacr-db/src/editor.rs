@@ -221,7 +221,12 @@ impl LineEditor {
     }
 
     fn csi(&mut self, seq: &str, out: &mut Vec<u8>) {
-        let (params, fin) = seq.split_at(seq.len().saturating_sub(1));
+        let Some(last) = seq.chars().last() else {
+            return;
+        };
+        let params = seq.get(..seq.len() - last.len_utf8()).unwrap_or("");
+        let mut tmp = [0u8; 4];
+        let fin: &str = last.encode_utf8(&mut tmp);
         match fin {
             "A" => self.history_move(true, out),
             "B" => self.history_move(false, out),
@@ -303,6 +308,10 @@ impl LineEditor {
                 return None;
             }
             EscState::Csi(mut s) => {
+                if !(0x20..=0x7e).contains(&b) {
+                    // Not a control sequence after all: drop it.
+                    return None;
+                }
                 s.push(char::from(b));
                 if (0x40..=0x7e).contains(&b) {
                     self.csi(&s, out);

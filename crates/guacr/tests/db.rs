@@ -219,14 +219,12 @@ async fn console_round_trip(mut c: GuacClient<TcpStream>, prompt: &str, t: &str)
     assert_eq!(count_lines(&Glyphs::get().read(&c), "(1 row)"), 0);
     c.press_key(keysym::UP).await.unwrap();
     c.press_key(keysym::RETURN).await.unwrap();
-    let screen = wait_text(&mut c, "(1 row)", T).await.expect("history");
-    eprintln!("{}", screen.join("\n"));
+    wait_text(&mut c, "(1 row)", T).await.expect("history");
 }
 
 async fn pager(c: &mut GuacClient<TcpStream>, sql: &str) {
     run(c, sql).await;
     let screen = wait_text(c, "--More--", T).await.expect("pager");
-    eprintln!("{}", screen.join("\n"));
     assert!(
         !screen.iter().any(|l| l.contains("rows)")),
         "paused before the end"
@@ -432,7 +430,6 @@ async fn mariadb_ctrl_c_cancels_on_the_server() {
         .expect("cancel sent");
     run(&mut c, "SELECT 40 + 2 AS answer;").await;
     let screen = wait_text(&mut c, "42", T).await.expect("console back");
-    eprintln!("{}", screen.join("\n"));
     // KILL QUERY: MariaDB reports the interruption (error 1317) or SLEEP returns 1.
     assert!(
         screen.iter().any(|l| l.contains("interrupted")) || screen.iter().any(|l| l.trim() == "1"),
