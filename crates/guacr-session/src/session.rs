@@ -122,6 +122,12 @@ pub trait Protocol: Send + Sync + 'static {
     fn health(&self) -> Result<(), String> {
         Ok(())
     }
+    /// Whether the owner's `read-only` parameter makes it a view-only user
+    /// (guacd's meaning). Database consoles answer false: there `read-only`
+    /// is a read-only database session and the owner still types.
+    fn read_only_is_view_only(&self) -> bool {
+        true
+    }
     /// The parameter schema (for forms): by default derived from
     /// [`arg_names`](Self::arg_names) with kinds guessed from guacd's naming.
     fn param_specs(&self) -> Vec<crate::ParamSpec> {
