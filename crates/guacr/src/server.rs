@@ -341,10 +341,21 @@ pub fn builtin_protocols(config: &Config) -> Vec<Arc<dyn Protocol>> {
         )),
         ..Default::default()
     }));
+    #[cfg(feature = "db")]
+    for kind in [
+        guacr_db::Kind::Postgres,
+        guacr_db::Kind::MySql,
+        guacr_db::Kind::SqlServer,
+    ] {
+        v.push(Arc::new(guacr_db::Database::new(
+            kind,
+            console_options(config),
+        )));
+    }
     v
 }
 
-#[cfg(any(feature = "ssh", feature = "telnet"))]
+#[cfg(any(feature = "ssh", feature = "telnet", feature = "db"))]
 fn console_options(config: &Config) -> guacr_console::ConsoleOptions {
     guacr_console::ConsoleOptions {
         frame_interval: Duration::from_millis(config.session.frame_interval_ms.max(1)),
