@@ -240,6 +240,22 @@ mod tests {
         assert!(!dbg.contains("alicepw") && !dbg.contains("s3cret"));
     }
 
+    proptest::proptest! {
+        /// Arbitrary input never panics; mutated valid files neither.
+        #[test]
+        fn never_panics(s in "\\PC{0,300}", cut in 0usize..2000, junk in "[<>/=\"' a-z&;#x0-9]{0,20}") {
+            let _ = parse_user_mapping(&s);
+            let mut t = SAMPLE.to_owned();
+            let mut at = cut.min(t.len());
+            while !t.is_char_boundary(at) {
+                at -= 1;
+            }
+            t.insert_str(at, &junk);
+            let _ = parse_user_mapping(&t);
+            let _ = parse_user_mapping(&t[..at]);
+        }
+    }
+
     #[test]
     fn clear_errors() {
         for (xml, want) in [

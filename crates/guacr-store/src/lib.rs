@@ -26,6 +26,7 @@ mod db;
 pub mod import;
 mod password;
 mod store;
+pub mod testing;
 pub mod totp;
 
 use std::collections::{BTreeMap, BTreeSet};

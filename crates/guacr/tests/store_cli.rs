@@ -11,6 +11,8 @@ use guacr_store::{LoginOutcome, SecretKey, Store};
 
 struct Env {
     dir: PathBuf,
+    /// `--database URL` for every command (PostgreSQL); `None` = the default SQLite file.
+    database: Option<String>,
 }
 
 impl Env {
@@ -26,7 +28,10 @@ impl Env {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("guacr.toml"), "").unwrap();
-        Env { dir }
+        Env {
+            dir,
+            database: None,
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -38,6 +43,11 @@ impl Env {
         cmd.arg("-c")
             .arg(self.dir.join("guacr.toml"))
             .args(args)
+            .args(
+                self.database
+                    .iter()
+                    .flat_map(|u| ["--database", u.as_str()]),
+            )
             .env("GUACR_DATA_DIR", self.data())
             .env_remove("GUACR_DATABASE_URL")
             .env_remove("GUACR_SECRET_KEY")
@@ -76,7 +86,10 @@ impl Env {
 
     async fn store(&self) -> Store {
         let key = SecretKey::load(&self.data().join("secret.key")).unwrap();
-        let url = format!("sqlite://{}", self.data().join("guacr.db").display());
+        let url = match &self.database {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data().join("guacr.db").display()),
+        };
         Store::open(&url, Some(key)).await.unwrap()
     }
 }
@@ -386,4 +399,67 @@ async fn wrong_secret_key_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("secret key does not match"), "{err}");
     assert!(!err.contains(&other));
+}
+
+/// The same commands against PostgreSQL (`--database`), on a fresh database
+/// created from the test peers' `GUACR_TEST_PG_URL` and dropped afterwards.
+#[tokio::test]
+async fn commands_on_postgresql() {
+    let admin = guacr_testkit::peers::var("GUACR_TEST_PG_URL").expect(
+        "PostgreSQL test peer missing: GUACR_TEST_PG_URL is not set (run scripts/test-peers.sh start)",
+    );
+    let db = guacr_store::testing::TestDatabase::create_postgres(&admin)
+        .await
+        .expect("create a test database on the PostgreSQL peer");
+    let url = db.url().to_owned();
+    let result = tokio::spawn(async move {
+        let mut env = Env::new("pg");
+        env.database = Some(url);
+        let out = env.ok(&["init"], None);
+        let admin_pw = one_time_password(&out).expect("init prints a password");
+        assert!(
+            out.contains("postgres://postgres:***@"),
+            "password hidden: {out}"
+        );
+        assert_eq!(one_time_password(&env.ok(&["init"], None)), None);
+        env.ok(
+            &["user", "add", "pat", "--password-stdin"],
+            Some("pat-pw\n"),
+        );
+        let file = env.dir.join("user-mapping.xml");
+        write(&file, USER_MAPPING);
+        let out = env.ok(&["connection", "import", file.to_str().unwrap()], None);
+        assert!(out.contains("3 users created"), "{out}");
+        env.ok(
+            &[
+                "connection",
+                "add",
+                "pg-conn",
+                "--protocol",
+                "ssh",
+                "--param",
+                "password=pg-secret",
+                "--grant-user",
+                "pat",
+            ],
+            None,
+        );
+        let list = env.ok(&["connection", "list"], None);
+        assert!(
+            list.contains("pg-conn") && !list.contains("pg-secret"),
+            "{list}"
+        );
+        let users = env.ok(&["user", "list"], None);
+        assert_eq!(users.lines().count(), 1 + 5, "{users}");
+        let store = env.store().await;
+        assert!(logs_in(&store, "admin", &admin_pw).await);
+        assert!(logs_in(&store, "pat", "pat-pw").await);
+        assert!(logs_in(&store, "bob", "password").await);
+        store.close().await;
+    })
+    .await;
+    db.drop_database().await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }

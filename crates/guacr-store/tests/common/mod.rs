@@ -8,8 +8,6 @@
 use std::future::Future;
 use std::path::PathBuf;
 
-use sqlx::Connection as _;
-
 pub const PG_MISSING: &str = "PostgreSQL test peer missing: GUACR_TEST_PG_URL is not set \
      (run `scripts/test-peers.sh start`, which starts scripts/peers.d/postgres.sh)";
 
@@ -22,7 +20,7 @@ fn random_suffix() -> String {
 /// A database for one test on one backend.
 pub enum TestDb {
     Sqlite { dir: PathBuf },
-    Postgres { admin_url: String, name: String },
+    Postgres(guacr_store::testing::TestDatabase),
 }
 
 impl TestDb {
@@ -33,36 +31,26 @@ impl TestDb {
     }
 
     pub async fn postgres() -> TestDb {
-        sqlx::any::install_default_drivers();
         let admin_url = guacr_testkit::peers::var("GUACR_TEST_PG_URL").expect(PG_MISSING);
-        let name = format!("guacr_store_test_{}", random_suffix());
-        let mut c = sqlx::AnyConnection::connect(&admin_url)
+        let db = guacr_store::testing::TestDatabase::create_postgres(&admin_url)
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to the PostgreSQL test peer: {e}"));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await
-            .expect("CREATE DATABASE");
-        let _ = c.close().await;
-        TestDb::Postgres { admin_url, name }
+            .unwrap_or_else(|e| {
+                panic!("cannot create a database on the PostgreSQL test peer: {e}")
+            });
+        TestDb::Postgres(db)
     }
 
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite { dir } => format!("sqlite://{}/guacr.db", dir.display()),
-            TestDb::Postgres { admin_url, name } => {
-                // Replace the database part of the URL.
-                let base = admin_url.split('?').next().unwrap_or(admin_url);
-                let cut = base.rfind('/').expect("database in URL");
-                format!("{}/{name}", &base[..cut])
-            }
+            TestDb::Postgres(db) => db.url().to_owned(),
         }
     }
 
     pub fn label(&self) -> &'static str {
         match self {
             TestDb::Sqlite { .. } => "sqlite",
-            TestDb::Postgres { .. } => "postgres",
+            TestDb::Postgres(_) => "postgres",
         }
     }
 
@@ -71,14 +59,7 @@ impl TestDb {
             TestDb::Sqlite { dir } => {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            TestDb::Postgres { admin_url, name } => {
-                if let Ok(mut c) = sqlx::AnyConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut c)
-                        .await;
-                    let _ = c.close().await;
-                }
-            }
+            TestDb::Postgres(db) => db.drop_database().await,
         }
     }
 }
@@ -121,6 +102,7 @@ where
 
 /// A raw connection to the same database (to look at stored columns).
 pub async fn raw(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection as _;
     sqlx::any::install_default_drivers();
     sqlx::AnyConnection::connect(url)
         .await
