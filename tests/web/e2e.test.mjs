@@ -433,6 +433,12 @@ describe('guacr web client', () => {
     await shot(p, 'login-dark');
   });
 
+  it('every state-changing request of the UI carried X-CSRF-Token', () => {
+    const writes = pages.flatMap((p) => p.apiWrites || []);
+    assert.ok(writes.length >= 8, `the UI made state-changing calls (${writes.length})`);
+    assert.deepEqual(writes.filter((w) => !w.csrf), []);
+  });
+
   it('no page raised a script error', () => {
     const errors = pages.flatMap((p) => p.errors)
       // Chromium logs the failed requests the tests provoke on purpose (401/423/429 logins).

@@ -215,6 +215,14 @@ export async function newPage(browser, name, opts = {}) {
   page.on('pageerror', (e) => page.errors.push(`${name}: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') page.errors.push(`${name} console: ${m.text()}`); });
   page.on('dialog', (d) => void d.accept());
+  // Every state-changing API call the UI makes must carry the CSRF token.
+  page.apiWrites = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/api/') && r.method() !== 'GET' && u.pathname !== '/api/login') {
+      page.apiWrites.push({ method: r.method(), path: u.pathname, csrf: Boolean(r.headers()['x-csrf-token']) });
+    }
+  });
   return page;
 }
 
