@@ -255,6 +255,30 @@ async fn postgresql_console_create_query_complete_page_export() {
         "SELECT g, md5(g::text) FROM generate_series(1, 100000) g;",
     )
     .await;
+    // A whole result streamed to a file, never held: \export QUERY.
+    run(
+        &mut c,
+        "\\export SELECT g AS n, 'v' || g AS label FROM generate_series(1, 20000) g",
+    )
+    .await;
+    wait_text(&mut c, "Exported 20000 rows as a CSV file", T)
+        .await
+        .expect("streamed export");
+    c.wait_until(T, |s| s.streams.iter().any(|f| f.kind == "file"))
+        .await
+        .expect("file stream");
+    let file = c
+        .state()
+        .streams
+        .iter()
+        .find(|f| f.kind == "file")
+        .unwrap()
+        .clone();
+    let csv = String::from_utf8_lossy(&file.data).into_owned();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 20001);
+    assert_eq!(lines[0], "n,label");
+    assert_eq!(lines[20000], "20000,v20000");
     // Meta commands.
     run(&mut c, "\\dt").await;
     wait_text(&mut c, &t, T)
@@ -308,6 +332,15 @@ async fn postgresql_read_only_is_enforced_by_the_server() {
     .expect("server refuses");
     run(&mut ro, &format!("SELECT count(*) FROM {t};")).await;
     wait_text(&mut ro, "(1 row)", T).await.expect("reads work");
+    // disable-copy also refuses exports.
+    let mut nc = pg(&d, &[("disable-copy", "true")]).await;
+    wait_text(&mut nc, "=>", T).await.unwrap();
+    run(&mut nc, "SELECT 1;").await;
+    run(&mut nc, "\\export").await;
+    wait_text(&mut nc, "Export is disabled", T)
+        .await
+        .expect("no export");
+    assert!(nc.state().streams.is_empty());
     run(&mut c, &format!("DROP TABLE {t};")).await;
     wait_text(&mut c, "OK", T).await.unwrap();
 }
