@@ -123,7 +123,8 @@ export class Guacr {
     // Both the config file and the environment name the database (guacr's CLI and
     // daemon both honour GUACR_DATABASE_URL).
     this.env.GUACR_DATABASE_URL = this.dbUrl;
-    delete this.env.GUACR_TOKEN_SECRET;
+    // The same token secret as [web] token_secret, for `guacr token create`.
+    this.env.GUACR_TOKEN_SECRET = this.tokenSecret;
     this.admin = { username: 'admin', password: `Adm-${crypto.randomBytes(9).toString('base64url')}` };
     this.cli(['user', 'add', this.admin.username, '--admin', '--password-stdin'], { input: `${this.admin.password}\n` });
     this.log = fs.openSync(path.join(ARTIFACTS, `guacr-${process.pid}.log`), 'w');
