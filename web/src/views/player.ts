@@ -11,7 +11,33 @@ declare global { interface Window { __guacrPlayer?: PlayerHook } }
  * SessionRecording cannot read a Blob source (it never keeps the Blob it is given), but it
  * reads tunnels correctly: this one parses the file in slices and closes when done.
  */
-function recordingTunnel(blob: Blob): Guacamole.Tunnel {
+interface TypedLine { at: number; text: string }
+
+/** Rebuilds the typed text (one entry per line, with the time it was started) from `key` events. */
+class TypedText {
+  lines: TypedLine[] = [];
+  private first = -1;
+  private last = 0;
+  sync(ts: number): void {
+    if (this.first < 0) this.first = ts;
+    this.last = ts - this.first;
+  }
+  key(keysym: number, pressed: boolean, ts: number): void {
+    if (!pressed) return;
+    if (ts > 0 && this.first >= 0) this.last = Math.max(0, ts - this.first);
+    let cur = this.lines[this.lines.length - 1];
+    const start = () => { cur = { at: this.last, text: '' }; this.lines.push(cur); return cur; };
+    if (keysym === 0xFF0D || keysym === 0xFF8D) { if (!cur) start(); start(); return; }
+    if (keysym === 0xFF08) { if (cur) cur.text = [...cur.text].slice(0, -1).join(''); return; }
+    if (keysym === 0xFF09) { (cur ?? start()).text += '\t'; return; }
+    let ch = '';
+    if ((keysym >= 0x20 && keysym <= 0x7E) || (keysym >= 0xA0 && keysym <= 0xFF)) ch = String.fromCodePoint(keysym);
+    else if ((keysym & 0xFF000000) === 0x01000000) ch = String.fromCodePoint(keysym & 0x00FFFFFF);
+    if (ch) (cur ?? start()).text += ch;
+  }
+}
+
+function recordingTunnel(blob: Blob, typed: TypedText): Guacamole.Tunnel {
   let stopped = false;
   const t: Guacamole.Tunnel = {
     state: 0,
@@ -30,7 +56,11 @@ function recordingTunnel(blob: Blob): Guacamole.Tunnel {
         try {
           const text = await blob.text();
           const parser = new Guacamole.Parser();
-          parser.oninstruction = (op, args) => t.oninstruction?.(op, args);
+          parser.oninstruction = (op, args) => {
+            if (op === 'sync') typed.sync(Number(args[0]) || 0);
+            else if (op === 'key') typed.key(Number(args[0]) || 0, args[1] === '1', Number(args[2]) || 0);
+            t.oninstruction?.(op, args);
+          };
           const SLICE = 256 * 1024;
           for (let i = 0; i < text.length && !stopped;) {
             let end = Math.min(text.length, i + SLICE);
@@ -65,6 +95,20 @@ export async function renderPlayer(name: string): Promise<void> {
   const speed = h('select', { id: 'player-speed' }, ['0.5', '1', '2', '4', '8', '16'].map((s) => h('option', { value: s }, `${s}×`)));
   speed.value = '1';
   const keys = h('pre', { class: 'keylog', id: 'player-keys', tabindex: '0', 'aria-label': 'Key log' }, 'Loading…');
+  const typedBox = h('ol', { class: 'typed', id: 'player-typed', 'aria-label': 'Typed text' });
+  const tabKeys = h('button', { type: 'button', class: 'tab active', 'aria-pressed': 'true', id: 'tab-typed' }, 'Typed text');
+  const tabLog = h('button', { type: 'button', class: 'tab', 'aria-pressed': 'false', id: 'tab-keylog' }, 'Key log');
+  const showTab = (typedTab: boolean) => {
+    typedBox.hidden = !typedTab;
+    keys.hidden = typedTab;
+    tabKeys.classList.toggle('active', typedTab);
+    tabLog.classList.toggle('active', !typedTab);
+    tabKeys.setAttribute('aria-pressed', String(typedTab));
+    tabLog.setAttribute('aria-pressed', String(!typedTab));
+  };
+  tabKeys.addEventListener('click', () => showTab(true));
+  tabLog.addEventListener('click', () => showTab(false));
+  keys.hidden = true;
   main.append(
     h('div', { class: 'page-head' }, h('h1', null, 'Recording'), h('a', { class: 'btn', href: '#/admin/recordings' }, 'All recordings')),
     h('p', { class: 'mono muted' }, name),
@@ -72,7 +116,8 @@ export async function renderPlayer(name: string): Promise<void> {
       h('div', { class: 'player-main' }, stage,
         h('div', { class: 'player-controls' }, playBtn, seek, time, field('Speed', speed)),
         status),
-      h('aside', { class: 'player-side card', 'aria-labelledby': 'keys-title' }, h('h2', { id: 'keys-title' }, 'Keystrokes'), keys)));
+      h('aside', { class: 'player-side card', 'aria-labelledby': 'keys-title' }, h('h2', { id: 'keys-title' }, 'Keystrokes'),
+        h('div', { class: 'tabs tabs-small' }, tabKeys, tabLog), typedBox, keys)));
 
   void api.recordingKeys(name).then((k) => { keys.textContent = k.keys || '(no key events recorded)'; })
     .catch((e: Error) => { keys.textContent = `Key log unavailable: ${e.message}`; });
@@ -86,7 +131,8 @@ export async function renderPlayer(name: string): Promise<void> {
     hook.error = (e as Error).message;
     return;
   }
-  const rec = new Guacamole.SessionRecording(recordingTunnel(blob));
+  const typed = new TypedText();
+  const rec = new Guacamole.SessionRecording(recordingTunnel(blob, typed));
   const display = rec.getDisplay();
   hook.display = display;
   const el = display.getElement();
@@ -152,6 +198,21 @@ export async function renderPlayer(name: string): Promise<void> {
       if (wasPlaying) play();
     });
   });
+  function jump(ms: number): void {
+    const wasPlaying = playing;
+    if (playing) { rec.pause(); stopTimer(); }
+    seeking = true;
+    rec.seek(Math.min(ms, rec.getDuration()), () => { seeking = false; paint(); if (wasPlaying) play(); });
+  }
+  // Space plays/pauses, arrows step 5 s (when not typing in a field).
+  const onKey = (e: KeyboardEvent) => {
+    const tag = (e.target as HTMLElement | null)?.tagName;
+    if (!hook.loaded || tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA' || tag === 'BUTTON') return;
+    if (e.key === ' ') { e.preventDefault(); if (playing) pause(); else play(); }
+    else if (e.key === 'ArrowRight') jump(rec.getPosition() + 5000);
+    else if (e.key === 'ArrowLeft') jump(Math.max(0, rec.getPosition() - 5000));
+  };
+  window.addEventListener('keydown', onKey);
   rec.onplay = () => { paint(); };
   rec.onpause = () => {
     // Real-time playback reached the end on its own.
@@ -166,6 +227,11 @@ export async function renderPlayer(name: string): Promise<void> {
     playBtn.disabled = false;
     seek.disabled = false;
     status.textContent = `Ready · ${formatDuration(rec.getDuration())}`;
+    const lines = typed.lines.filter((l) => l.text.trim());
+    replace(typedBox, lines.length ? lines.map((l) => h('li', null,
+      h('button', { type: 'button', class: 'typed-line', title: 'Jump here', onclick: () => jump(l.at) },
+        h('span', { class: 'mono muted' }, formatDuration(l.at)), ' ', h('span', { class: 'mono' }, l.text))))
+      : h('li', { class: 'muted' }, 'No keystrokes in this recording (recording-include-keys was off).'));
     // Show the first frame.
     rec.seek(0, () => { fitDisplay(); paint(); });
   };
@@ -178,6 +244,7 @@ export async function renderPlayer(name: string): Promise<void> {
     stopTimer();
     try { rec.pause(); rec.abort(); } catch { /* gone */ }
     window.removeEventListener('resize', fitDisplay);
+    window.removeEventListener('keydown', onKey);
     if (window.__guacrPlayer === hook) delete window.__guacrPlayer;
   });
 }
