@@ -293,6 +293,8 @@ describe('guacr web client', () => {
     await admin.goto(`${g.base}/#/admin/connections/${encodeURIComponent(conn.id)}`);
     await admin.locator('#connection-form').waitFor();
     assert.equal(await admin.locator('#conn-name').inputValue(), EVIL_NAME);
+    const sections = await admin.locator('details.param-section > summary').allTextContents();
+    assert.ok(sections.includes('Network') && sections.includes('Authentication'), `sections from the ParamSpecs: ${sections}`);
     const hostname = admin.locator('[data-param="hostname"]');
     assert.equal(await hostname.inputValue(), env.GUACR_TEST_HOST);
     const pw = admin.locator('[data-param="password"]');

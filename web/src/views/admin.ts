@@ -104,6 +104,7 @@ function paramControl(spec: ParamSpec, value: string | undefined): HTMLElement {
   switch (spec.kind) {
     case 'boolean':
       ctl = h('input', { type: 'checkbox', checked: v === 'true' || (v === '' && def === 'true') });
+      ctl.dataset.default = def === 'true' ? 'true' : 'false';
       break;
     case 'enum': {
       const opts = spec.options ?? [];
@@ -135,7 +136,9 @@ function readParams(form: HTMLElement): Record<string, string> {
   form.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>('[data-param]').forEach((el) => {
     const name = el.dataset.param as string;
     if (el instanceof HTMLInputElement && el.type === 'checkbox') {
-      if (el.checked) out[name] = 'true';
+      // Only what differs from the handler's default is stored.
+      const def = el.dataset.default === 'true';
+      if (el.checked !== def) out[name] = el.checked ? 'true' : 'false';
     } else if (el.value !== '') {
       out[name] = el.value;
     }
