@@ -461,13 +461,17 @@ impl Session {
 
     /// Delivers user input to the handler.
     pub fn input(&self, user: &Arc<UserInfo>, input: Input) {
-        for t in &self.taps {
-            t.input(user, &input);
-        }
+        // The handler first (echo latency), then the recording taps.
+        let recorded = (!self.taps.is_empty()).then(|| input.clone());
         let _ = self.events.send(HandlerEvent::Input {
             user: user.clone(),
             input,
         });
+        if let Some(input) = recorded {
+            for t in &self.taps {
+                t.input(user, &input);
+            }
+        }
     }
 
     /// Asks the handler to end (daemon shutdown).
@@ -485,9 +489,6 @@ impl Session {
     }
 
     pub fn broadcast_bytes(&self, data: Bytes) {
-        for t in &self.taps {
-            t.output(&data);
-        }
         let mut inner = self.lock();
         let max = self.max_queued_bytes;
         let mut overrun = Vec::new();
@@ -513,6 +514,12 @@ impl Session {
             );
             InstructionWriter::new(&mut buf, "disconnect").finish();
             let _ = slot.tx.send(Bytes::from(buf));
+        }
+        drop(inner);
+        // Users first: a recording's writer task woken here must not run ahead
+        // of the users' connection writers (keystroke echo latency).
+        for t in &self.taps {
+            t.output(&data);
         }
     }
 

@@ -147,6 +147,100 @@ pub struct RecordingSection {
     /// X25519 public key file (`guacr recording keygen`): when set, every
     /// recording and typescript is encrypted to it; the daemon cannot read them back.
     pub encrypt_to: Option<PathBuf>,
+    /// Upload of finished recordings and typescripts to S3-compatible storage.
+    pub upload: Option<UploadSection>,
+}
+
+/// `[recording.upload]`: where finished recordings go. The local file is kept until
+/// the store confirms it (and deleted then when `delete_local`); pending uploads are
+/// journaled in `spool_dir` and resumed after a restart.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UploadSection {
+    /// `http(s)://host[:port]` of the S3 API (path-style requests).
+    pub endpoint: String,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Prepended to the file name to make the object key.
+    #[serde(default)]
+    pub prefix: String,
+    /// Else the environment variable `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<String>,
+    /// Else `secret_access_key_file`, else `AWS_SECRET_ACCESS_KEY`. Never printed.
+    #[serde(skip_serializing)]
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+    #[serde(default = "default_spool")]
+    pub spool_dir: PathBuf,
+    #[serde(default = "default_true")]
+    pub delete_local: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from("/var/lib/guacr/upload-spool")
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl std::fmt::Debug for UploadSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadSection")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("prefix", &self.prefix)
+            .field("spool_dir", &self.spool_dir)
+            .field("delete_local", &self.delete_local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadSection {
+    /// The uploader settings, credentials resolved (file or environment).
+    pub fn uploader_config(&self) -> anyhow::Result<guacr_record::upload::UploaderConfig> {
+        let access_key_id = match &self.access_key_id {
+            Some(k) => k.clone(),
+            None => std::env::var("AWS_ACCESS_KEY_ID").map_err(|_| {
+                anyhow::anyhow!("recording.upload needs access_key_id or AWS_ACCESS_KEY_ID")
+            })?,
+        };
+        let secret_access_key = match (&self.secret_access_key, &self.secret_access_key_file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => std::env::var("AWS_SECRET_ACCESS_KEY").map_err(|_| {
+                anyhow::anyhow!(
+                    "recording.upload needs secret_access_key(_file) or AWS_SECRET_ACCESS_KEY"
+                )
+            })?,
+        };
+        let s3 = guacr_record::upload::S3Config {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            prefix: self.prefix.clone(),
+            access_key_id,
+            secret_access_key,
+        };
+        guacr_record::upload::S3Client::new(s3.clone())
+            .map_err(|e| anyhow::anyhow!("recording.upload: {e}"))?;
+        Ok(guacr_record::upload::UploaderConfig {
+            s3,
+            spool_dir: self.spool_dir.clone(),
+            delete_local: self.delete_local,
+            retry_delay: Duration::from_secs(2),
+            max_retry_delay: Duration::from_secs(300),
+        })
+    }
 }
 
 /// Protective limits. Zero means unlimited.
@@ -305,6 +399,9 @@ impl Config {
         }
         if let Some(k) = &self.recording.encrypt_to {
             self.recording_key_from(k)?;
+        }
+        if let Some(u) = &self.recording.upload {
+            u.uploader_config()?;
         }
         if let Some(e) = &self.tracing.otlp_endpoint
             && !(e.starts_with("http://") || e.starts_with("https://"))

@@ -20,6 +20,8 @@ const CLIPBOARD_STREAM: i32 = 63;
 pub struct Recorder {
     guac: Mutex<Option<GuacRecording>>,
     typescript: Mutex<Option<Typescript>>,
+    /// Finished files go here (`[recording.upload]`).
+    uploader: Option<guacr_record::upload::Uploader>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -32,6 +34,7 @@ impl Recorder {
     pub async fn open(
         params: &Params,
         config: &Config,
+        uploader: Option<guacr_record::upload::Uploader>,
     ) -> Result<Option<Arc<Recorder>>, SessionError> {
         let policy = config.recording_failure();
         let key = config.recording_key().map_err(|e| {
@@ -95,6 +98,7 @@ impl Recorder {
         Ok(Some(Arc::new(Recorder {
             guac: Mutex::new(guac),
             typescript: Mutex::new(typescript),
+            uploader,
         })))
     }
 
@@ -143,18 +147,46 @@ impl Recorder {
     async fn close(&self) {
         let guac = lock(&self.guac).take();
         if let Some(g) = guac {
+            let file = g.path().map(|p| p.to_path_buf());
             let path = display(g.path());
             match g.close().await {
-                Ok(()) => audit("recording_finished", "recording", &path),
+                Ok(()) => {
+                    audit("recording_finished", "recording", &path);
+                    self.upload(file.iter().cloned());
+                }
                 Err(e) => audit("recording_failed", "recording", &e.to_string()),
             }
         }
         let ts = lock(&self.typescript).take();
         if let Some(t) = ts {
+            let file = t.path().map(|p| p.to_path_buf());
             let path = display(t.path());
             match t.close().await {
-                Ok(()) => audit("typescript_finished", "typescript", &path),
+                Ok(()) => {
+                    audit("typescript_finished", "typescript", &path);
+                    let timing = file.as_ref().map(|p| {
+                        let mut s = p.clone().into_os_string();
+                        s.push(guacr_record::typescript::TIMING_SUFFIX);
+                        std::path::PathBuf::from(s)
+                    });
+                    self.upload(file.into_iter().chain(timing));
+                }
                 Err(e) => audit("recording_failed", "typescript", &e.to_string()),
+            }
+        }
+    }
+
+    /// Queues finished files for upload (durably: the spool entry is written first).
+    fn upload(&self, files: impl Iterator<Item = std::path::PathBuf>) {
+        let Some(up) = &self.uploader else { return };
+        for f in files {
+            if let Err(e) = up.enqueue(&f) {
+                metrics::counter!("guacr_recording_failures_total").increment(1);
+                audit(
+                    "recording_upload_failed",
+                    &display(Some(&f)),
+                    &e.to_string(),
+                );
             }
         }
     }

@@ -52,6 +52,8 @@ pub struct ServerState {
     per_ip: Mutex<HashMap<IpAddr, IpEntry>>,
     log_reloader: Mutex<Option<LogReloader>>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The recording uploader for the current `[recording.upload]` (started on first use).
+    uploader: Mutex<Option<(crate::config::UploadSection, guacr_record::upload::Uploader)>>,
 }
 
 /// Held while a client connection is open; releases its per-IP slot on drop.
@@ -103,6 +105,7 @@ impl ServerState {
             per_ip: Mutex::new(HashMap::new()),
             log_reloader: Mutex::new(None),
             metrics,
+            uploader: Mutex::new(None),
         })
     }
 
@@ -119,6 +122,32 @@ impl ServerState {
             s.protocol_factory = Some(factory);
         }
         state
+    }
+
+    /// The uploader of finished recordings, when `[recording.upload]` is set; started
+    /// (and restarted after a reload changed the section) on the current runtime.
+    pub fn uploader(&self) -> Option<guacr_record::upload::Uploader> {
+        let cfg = self.config();
+        let section = cfg.recording.upload.as_ref()?;
+        let mut slot = self.uploader.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, u)) = slot.as_ref()
+            && s == section
+        {
+            return Some(u.clone());
+        }
+        let started = section
+            .uploader_config()
+            .and_then(|c| guacr_record::upload::Uploader::start(c, None).map_err(Into::into));
+        match started {
+            Ok(u) => {
+                *slot = Some((section.clone(), u.clone()));
+                Some(u)
+            }
+            Err(e) => {
+                tracing::error!("recording upload unavailable: {e}");
+                None
+            }
+        }
     }
 
     /// The handler for `name`, as currently configured.
@@ -439,6 +468,8 @@ impl Server {
             tasks.push(tokio::spawn(accept_loop(listener, state.clone())));
         }
         tasks.push(tokio::spawn(memory_trimmer(state.clone())));
+        // Resume uploads a previous run left in the spool.
+        let _ = state.uploader();
         if let Some(admin) = admin {
             tasks.push(tokio::spawn(crate::admin::serve(admin, state.clone())));
         }

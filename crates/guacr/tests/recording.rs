@@ -325,3 +325,149 @@ async fn unusable_recording_path_refuses_the_session() {
         .expect("a session that cannot be recorded must not run");
     assert_eq!(status_of(&e), Some(512));
 }
+
+#[tokio::test]
+async fn finished_recordings_are_uploaded_and_the_local_copy_removed() {
+    use guacr_testkit::peers::var;
+    let need =
+        |k: &str| var(k).unwrap_or_else(|| panic!("{k} missing: run scripts/test-peers.sh start"));
+    let dir = temp_dir("upload");
+    let prefix = format!("daemon-{}-{}/", std::process::id(), rand_suffix());
+    let section = guacr::config::UploadSection {
+        endpoint: need("GUACR_TEST_S3_ENDPOINT"),
+        bucket: need("GUACR_TEST_S3_BUCKET"),
+        region: need("GUACR_TEST_S3_REGION"),
+        prefix: prefix.clone(),
+        access_key_id: Some(need("GUACR_TEST_S3_ACCESS_KEY")),
+        secret_access_key: Some(need("GUACR_TEST_S3_SECRET_KEY")),
+        secret_access_key_file: None,
+        spool_dir: dir.join("spool"),
+        delete_local: true,
+    };
+    let client =
+        guacr_record::upload::S3Client::new(section.uploader_config().unwrap().s3).unwrap();
+    let d = TestDaemon::start_with(|c| c.recording.upload = Some(section), None).await;
+    let path = dir.to_str().unwrap().to_owned();
+    let (mut c, _) = ssh_session(
+        &d,
+        &[
+            ("recording-path", &path),
+            ("recording-name", "uploaded"),
+            ("typescript-path", &path),
+            ("typescript-name", "uploaded-ts"),
+        ],
+    )
+    .await
+    .unwrap();
+    wait_text(&mut c, "guacr$", T).await.unwrap();
+    run(&mut c, "echo to-the-bucket-$((6*7))").await;
+    wait_text(&mut c, "to-the-bucket-42", T).await.unwrap();
+    run(&mut c, "exit").await;
+    c.wait_for_close(T).await.unwrap();
+
+    // Every finished file lands in the bucket, then leaves the disk.
+    for name in ["uploaded", "uploaded-ts", "uploaded-ts.timing"] {
+        let key = format!("{prefix}{name}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let stored = loop {
+            if let Ok(b) = client.get(&key).await
+                && !dir.join(name).exists()
+            {
+                break b;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{key} not uploaded (or local copy kept)"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if name == "uploaded" {
+            let g = Glyphs::get();
+            let text = replay(&stored)
+                .read_text(
+                    g.cell.0,
+                    g.cell.1,
+                    &|ch| g.mask(ch),
+                    guacr_testkit::DEFAULT_CHARSET,
+                )
+                .join("\n");
+            assert!(
+                text.contains("to-the-bucket-42"),
+                "uploaded recording replays: {text}"
+            );
+        }
+        if name == "uploaded-ts" {
+            assert!(String::from_utf8_lossy(&stored).contains("to-the-bucket-42"));
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.join("spool")).unwrap().count(),
+        0,
+        "spool emptied"
+    );
+    d.shutdown().await;
+}
+
+/// A recorded VNC session (TigerVNC Xvnc with an xterm, from scripts/peers.d/vnc.sh)
+/// replays to a final frame identical to the live session's last frame.
+#[tokio::test]
+async fn recorded_vnc_session_replays_to_the_live_picture() {
+    use guacr_testkit::peers::var;
+    let need =
+        |k: &str| var(k).unwrap_or_else(|| panic!("{k} missing: run scripts/test-peers.sh start"));
+    let host = need("GUACR_TEST_VNC_HOST");
+    let port = need("GUACR_TEST_VNC_XVNC_NONE_PORT");
+    let dir = temp_dir("vnc");
+    let path = dir.to_str().unwrap().to_owned();
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    c.handshake(
+        "vnc",
+        &client_info(1024, 768),
+        &[
+            ("hostname", host.as_str()),
+            ("port", port.as_str()),
+            ("force-lossless", "true"),
+            ("read-only", "true"),
+            ("recording-path", &path),
+            ("recording-name", "vnc"),
+        ],
+    )
+    .await
+    .unwrap();
+    // Let the first full update and any follow-ups arrive, then stop reading.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while c.state().count("img") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no picture from the VNC server"
+        );
+        c.drain(Duration::from_millis(200)).await.unwrap();
+    }
+    c.drain(Duration::from_millis(1500)).await.unwrap();
+    let live = c.display().screenshot();
+    assert!(live.0 > 0 && live.1 > 0);
+    c.disconnect().await.unwrap();
+    d.shutdown().await;
+
+    let data = std::fs::read(dir.join("vnc")).expect("VNC recording written");
+    let (all, _) = guacr_protocol::parse_all(&data).unwrap();
+    let mut replayed = guacr_testkit::Display::new();
+    let mut last_frame = None;
+    for ins in &all {
+        if ins.opcode == "key" || ins.opcode == "mouse" {
+            continue;
+        }
+        let _ = replayed.apply(ins);
+        if ins.opcode == "sync" {
+            last_frame = Some(replayed.screenshot());
+        }
+    }
+    let last_frame = last_frame.expect("the recording has frames");
+    assert_eq!((last_frame.0, last_frame.1), (live.0, live.1));
+    assert!(
+        last_frame.2 == live.2,
+        "the recording's last frame equals the live picture pixel for pixel"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
