@@ -99,7 +99,14 @@ pub(crate) fn classify(url: &str) -> Result<(Backend, String), Error> {
             None if memory => String::new(),
             None => "mode=rwc".to_owned(),
         };
-        let url = if query.is_empty() {
+        let url = if memory {
+            // `sqlite://:memory:` would parse as a URL with an empty host.
+            if query.is_empty() {
+                "sqlite::memory:".to_owned()
+            } else {
+                format!("sqlite::memory:?{query}")
+            }
+        } else if query.is_empty() {
             format!("sqlite://{path}")
         } else {
             format!("sqlite://{path}?{query}")
@@ -161,7 +168,7 @@ mod tests {
     fn urls() {
         assert_eq!(
             classify("sqlite::memory:").unwrap(),
-            (Backend::Sqlite, "sqlite://:memory:".to_owned())
+            (Backend::Sqlite, "sqlite::memory:".to_owned())
         );
         let (_, u) = classify("sqlite:///tmp/x.db").unwrap();
         assert_eq!(u, "sqlite:///tmp/x.db?mode=rwc");

@@ -1021,3 +1021,52 @@ async fn import_user_mapping_xml() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_first_runs_create_one_admin() {
+    each_backend("first_run_race", |url| async move {
+        let a = open(&url).await;
+        let b = open(&url).await;
+        let (ra, rb) = tokio::join!(a.ensure_admin(), b.ensure_admin());
+        let created = [ra.unwrap(), rb.unwrap()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
+        assert_eq!(created.len(), 1, "exactly one one-time password");
+        assert_eq!(a.list_users().await.unwrap().len(), 1);
+        assert!(matches!(
+            a.authenticate("Admin", &created[0], None).await.unwrap(),
+            LoginOutcome::Success(_)
+        ));
+        a.close().await;
+        b.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn lockout_disabled_and_memory_database() {
+    let policy = LockoutPolicy {
+        max_failures: 0,
+        lock_duration: Duration::from_secs(60),
+    };
+    let s = open_clock("sqlite::memory:", ManualClock::new(t0()), policy).await;
+    s.create_user(&new_user("hal", "pw")).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            s.authenticate("hal", "bad", None).await.unwrap(),
+            LoginOutcome::InvalidCredentials
+        );
+    }
+    assert!(matches!(
+        s.authenticate("hal", "pw", None).await.unwrap(),
+        LoginOutcome::Success(_)
+    ));
+    let e = Store::open("mysql://root:topsecret@db/guacr", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Invalid(_)) && !e.to_string().contains("topsecret"),
+        "{e}"
+    );
+}
