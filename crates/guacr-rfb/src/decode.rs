@@ -194,6 +194,16 @@ impl Strip<'_> {
         }
     }
 
+    /// Copies a `tw`×`th` tile of pixels (row-major) to column `tx`.
+    fn put_tile(&mut self, tx: usize, tw: usize, th: usize, px: &[u32]) {
+        for (row, src) in px.chunks_exact(tw.max(1)).take(th).enumerate() {
+            let start = row * self.stride + tx;
+            if let Some(d) = self.data.get_mut(start..start + tw) {
+                d.copy_from_slice(src);
+            }
+        }
+    }
+
     fn set(&mut self, x: usize, y: usize, c: u32) {
         if let Some(p) = self.data.get_mut(y * self.stride + x) {
             *p = c;
@@ -222,9 +232,9 @@ pub(crate) fn hextile_tile(
     let sub = src.u8()?;
     if sub & 1 != 0 {
         let raw = src.take(tw * th * bpp)?;
-        for (i, px) in raw.chunks_exact(bpp).enumerate() {
-            strip.set(tx + i % tw, i / tw, conv.pixel(px));
-        }
+        let mut px = Vec::with_capacity(tw * th);
+        conv.extend(raw, &mut px);
+        strip.put_tile(tx, tw, th, &px);
         return Ok(());
     }
     if sub & 2 != 0 {
@@ -278,9 +288,7 @@ pub(crate) fn rle_tile(
             let raw = src.take(npx * cp)?;
             let mut px = Vec::with_capacity(npx);
             conv.extend_cpixels(raw, &mut px);
-            for (i, c) in px.into_iter().enumerate() {
-                strip.set(tx + i % tw, i / tw, c);
-            }
+            strip.put_tile(tx, tw, th, &px);
         }
         1 => {
             let c = conv.cpixel(src.take(cp)?);

@@ -320,6 +320,12 @@ impl Converter {
         if self.cpixel_len != 3 || self.bpp != 4 {
             return self.pixel(b);
         }
+        if self.fast32
+            && !self.swap
+            && let [bl, g, r] = *b
+        {
+            return (u32::from(r) << 16) | (u32::from(g) << 8) | u32::from(bl);
+        }
         let v = self.read_raw(b);
         self.colour_of_raw(if self.cpixel_high { v << 8 } else { v })
     }
@@ -328,6 +334,11 @@ impl Converter {
     pub(crate) fn extend_cpixels(&self, src: &[u8], dst: &mut Vec<u32>) {
         if self.cpixel_len == self.bpp {
             self.extend(src, dst);
+        } else if self.fast32 && !self.swap {
+            dst.extend(
+                src.chunks_exact(3)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], 0])),
+            );
         } else {
             dst.extend(src.chunks_exact(3).map(|c| self.cpixel(c)));
         }

@@ -1007,3 +1007,56 @@ fn bell_cut_text_name_and_unknown_messages() {
         "{e}"
     );
 }
+
+#[test]
+fn trle_compressed_pixels_in_other_formats() {
+    let native = RfbConfig {
+        pixel_format: PixelFormatRequest::ServerNative,
+        ..RfbConfig::default()
+    };
+    // (format, the CPIXEL bytes of 0x123456, config).
+    let be_high = PixelFormat {
+        big_endian: true,
+        red_shift: 24,
+        green_shift: 16,
+        blue_shift: 8,
+        ..PixelFormat::RGB888
+    };
+    let le_high = PixelFormat {
+        big_endian: false,
+        ..be_high
+    };
+    let be_low = PixelFormat {
+        big_endian: true,
+        ..PixelFormat::RGB888
+    };
+    let cases: Vec<(PixelFormat, Vec<u8>, RfbConfig, u32)> = vec![
+        (be_high, vec![0x12, 0x34, 0x56], native.clone(), 0x123456),
+        (le_high, vec![0x56, 0x34, 0x12], native.clone(), 0x123456),
+        (be_low, vec![0x12, 0x34, 0x56], native.clone(), 0x123456),
+        // 16 bpp: CPIXEL = PIXEL (2 bytes, little-endian RGB565 pure blue).
+        (PixelFormat::RGB565, vec![0x1F, 0x00], native.clone(), B),
+        (
+            PixelFormat::RGB888,
+            vec![0x56, 0x34, 0x12],
+            RfbConfig {
+                swap_red_blue: true,
+                ..RfbConfig::default()
+            },
+            0x563412,
+        ),
+    ];
+    for (i, (pf, cpx, cfg, want)) in cases.into_iter().enumerate() {
+        let mut c = connected(cfg, 4, 2, pf);
+        // Solid tile, then a raw tile of the same colour in a second rect.
+        let mut raw = Msg::new().update(2).rect(0, 0, 2, 2, 15).u8(1).bytes(&cpx);
+        raw = raw.rect(2, 0, 2, 2, 15).u8(0);
+        for _ in 0..4 {
+            raw = raw.bytes(&cpx);
+        }
+        let ev = feed(&mut c, &raw.0);
+        let mut fb = Fb::new(4, 2);
+        fb.apply(&ev);
+        assert!(fb.px.iter().all(|&p| p == want), "case {i}: {:x?}", fb.px);
+    }
+}
