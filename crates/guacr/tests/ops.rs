@@ -638,3 +638,31 @@ async fn reload_swaps_the_tls_certificate_and_handler_defaults() {
     assert!(tls_handshake_ok(d.addr, &cert_b).await);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn packaged_example_config_parses() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/guacr.toml.example"
+    );
+    guacr::Config::load(std::path::Path::new(path)).expect("packaging/guacr.toml.example");
+}
+
+#[test]
+fn recording_upload_section_is_validated_and_its_secret_never_printed() {
+    let ok = guacr::Config::parse(
+        "[recording.upload]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"b\"\n\
+         access_key_id = \"AKID\"\nsecret_access_key = \"TOPSECRET\"\n",
+    )
+    .expect("valid upload section");
+    let u = ok.recording.upload.as_ref().expect("section");
+    assert_eq!((u.region.as_str(), u.delete_local), ("us-east-1", true));
+    let printed = toml::to_string(&ok).expect("serializable");
+    assert!(!printed.contains("TOPSECRET"), "{printed}");
+    assert!(!format!("{ok:?}").contains("TOPSECRET"));
+    let bad = guacr::Config::parse(
+        "[recording.upload]\nendpoint = \"ftp://x\"\nbucket = \"b\"\n\
+         access_key_id = \"a\"\nsecret_access_key = \"s\"\n",
+    );
+    assert!(bad.is_err(), "an ftp:// endpoint is refused");
+}
