@@ -841,7 +841,16 @@ impl RfbClient {
             VENCRYPT_TLSNONE..=VENCRYPT_X509PLAIN => self.config.allow_tls,
             _ => false,
         };
-        let Some(s) = subtypes.iter().copied().find(|&s| ok(s)) else {
+        // Certificate-based X509* subtypes first (they work with any TLS
+        // stack; the anonymous TLS* ones need anonymous Diffie-Hellman),
+        // otherwise the server's order.
+        let x509 = |s: u32| (VENCRYPT_X509NONE..=VENCRYPT_X509PLAIN).contains(&s);
+        let pick = subtypes
+            .iter()
+            .copied()
+            .find(|&s| x509(s) && ok(s))
+            .or_else(|| subtypes.iter().copied().find(|&s| ok(s)));
+        let Some(s) = pick else {
             let offered: Vec<String> = subtypes.iter().map(u32::to_string).collect();
             return Err(RfbError::UnsupportedSecurity(format!(
                 "VeNCrypt subtypes offered: [{}]",

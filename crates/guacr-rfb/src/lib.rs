@@ -219,8 +219,12 @@ pub struct RfbConfig {
     pub pixel_format: PixelFormatRequest,
     /// Swap red and blue in every decoded pixel (guacd's `swap-red-blue`).
     pub swap_red_blue: bool,
-    /// Offer/accept VeNCrypt TLS subtypes (the driver must then be able to
-    /// wrap the socket in TLS on [`Event::StartTls`]).
+    /// Choose VeNCrypt (19) when the server lists it first, and accept its
+    /// TLS subtypes (the driver must then wrap the socket in TLS on
+    /// [`Event::StartTls`]). Certificate-based X509* subtypes are preferred
+    /// over the anonymous TLS* ones, which servers such as TigerVNC run with
+    /// anonymous Diffie-Hellman only (rustls cannot); with `false` VeNCrypt
+    /// is skipped (unless `allow_plain_without_tls`) and VncAuth/None used.
     pub allow_tls: bool,
     /// Accept VeNCrypt Plain (256): username and password in clear text.
     pub allow_plain_without_tls: bool,

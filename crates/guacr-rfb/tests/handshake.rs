@@ -297,6 +297,14 @@ fn vencrypt_x509vnc() {
 }
 
 #[test]
+fn vencrypt_prefers_x509_subtypes() {
+    let mut c = vencrypt_to_subtypes(cfg_pw("pw"), &[258, 256, 262, 261]);
+    assert_eq!(c.take_output(), 262u32.to_be_bytes());
+    let mut c = vencrypt_to_subtypes(cfg_pw("pw"), &[258, 2, 257]);
+    assert_eq!(c.take_output(), 258u32.to_be_bytes());
+}
+
+#[test]
 fn vencrypt_tlsnone_and_tlsplain() {
     let mut c = vencrypt_to_subtypes(RfbConfig::default(), &[257]);
     assert_eq!(c.take_output(), 257u32.to_be_bytes());
