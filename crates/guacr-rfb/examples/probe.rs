@@ -157,6 +157,27 @@ fn main() {
         }
     }
     eprintln!("first update in {:?}: {stats:?}", started.elapsed());
+    // PROBE_RESIZE=WxH: ask for a new desktop size and wait for the answer.
+    if let Ok(size) = std::env::var("PROBE_RESIZE") {
+        let (rw, rh) = size.split_once('x').expect("WxH");
+        eprintln!("can_resize: {}", c.can_resize());
+        c.set_desktop_size(rw.parse().unwrap(), rh.parse().unwrap())
+            .expect("set_desktop_size");
+        'wait: loop {
+            sock.write_all(&c.take_output()).unwrap();
+            let n = sock.read(&mut buf).unwrap();
+            assert!(n > 0, "eof");
+            c.feed(&buf[..n]).unwrap();
+            while let Some(ev) = c.poll_event() {
+                if let Event::Resize { reason, .. } = ev {
+                    eprintln!("{ev:?}");
+                    if reason == guacr_rfb::ResizeReason::ThisClient {
+                        break 'wait;
+                    }
+                }
+            }
+        }
+    }
     let mut f = std::fs::File::create(&args[3]).unwrap();
     write!(f, "P6\n{w} {h}\n255\n").unwrap();
     let rgb: Vec<u8> = fb
