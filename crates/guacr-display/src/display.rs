@@ -17,6 +17,8 @@ use crate::{
 
 /// Tile size of the change search.
 const TILE: u32 = 64;
+/// Changed areas this close are sent as one image.
+const MERGE_GAP: u32 = 32;
 /// Dirty rectangles kept between frames (more are merged).
 const MAX_DAMAGE: usize = 64;
 /// Lossy (JPEG) areas remembered for refinement (more are merged).
@@ -636,7 +638,7 @@ impl State {
                 v
             })
             .collect();
-        let mut merged = Damage::new(usize::MAX);
+        let mut merged = Damage::with_gap(usize::MAX, MERGE_GAP);
         for c in changed {
             merged.add(c);
         }

@@ -11,6 +11,9 @@ pub(crate) const MAX_PALETTE: usize = 256;
 pub(crate) const JPEG_MIN_AREA: u64 = 64 * 64;
 /// Regions larger than this are cut into horizontal bands encoded in parallel.
 pub(crate) const BAND_PIXELS: u64 = 192 * 1024;
+/// RGB regions up to this size are compressed with zlib, larger ones with
+/// fdeflate's fast mode.
+const SMALL_RGB: u64 = 64 * 1024;
 
 /// How a region may be encoded.
 #[derive(Debug, Clone, Copy)]
@@ -158,7 +161,26 @@ fn finish_png(enc: png::Encoder<'_, &mut Vec<u8>>, data: &[u8]) -> Result<(), pn
     w.finish()
 }
 
-fn png_indexed(fb: &Framebuffer, r: Rect, mut pal: Box<Palette>) -> Vec<u8> {
+fn png_indexed(fb: &Framebuffer, r: Rect, pal: Box<Palette>) -> Vec<u8> {
+    // zlib level 3 makes palette images ~2.8x smaller than fdeflate's
+    // ultra-fast mode (text strips: 4.9 vs 13.7 KB) for ~0.35 ms per
+    // 1920x17 strip.
+    png_indexed_with(
+        fb,
+        r,
+        pal,
+        png::DeflateCompression::Level(3),
+        png::Filter::NoFilter,
+    )
+}
+
+fn png_indexed_with(
+    fb: &Framebuffer,
+    r: Rect,
+    mut pal: Box<Palette>,
+    compression: png::DeflateCompression,
+    filter: png::Filter,
+) -> Vec<u8> {
     let n = pal.colors.len();
     let bits: u32 = match n {
         0..=2 => 1,
@@ -201,8 +223,9 @@ fn png_indexed(fb: &Framebuffer, r: Rect, mut pal: Box<Palette>) -> Vec<u8> {
         r.height,
         png::ColorType::Indexed,
         depth,
-        png::Filter::NoFilter,
+        filter,
     );
+    enc.set_deflate_compression(compression);
     enc.set_palette(palette);
     if finish_png(enc, &data).is_err() {
         // Cannot happen for consistent sizes; fall back to RGB.
@@ -220,7 +243,7 @@ fn png_rgb(fb: &Framebuffer, r: Rect) -> Vec<u8> {
         }
     }
     let mut buf = Vec::with_capacity(data.len() / 2 + 128);
-    let enc = png_encoder(
+    let mut enc = png_encoder(
         &mut buf,
         r.width,
         r.height,
@@ -228,6 +251,11 @@ fn png_rgb(fb: &Framebuffer, r: Rect) -> Vec<u8> {
         png::BitDepth::Eight,
         png::Filter::Up,
     );
+    if r.area() <= SMALL_RGB {
+        // Small many-colour areas (icons, gradients): compress well.
+        enc.set_deflate_compression(png::DeflateCompression::Level(3));
+        enc.set_filter(png::Filter::Adaptive);
+    }
     if finish_png(enc, &data).is_err() {
         buf.clear();
     }
@@ -261,7 +289,9 @@ fn jpeg(fb: &Framebuffer, r: Rect, quality: u8) -> Option<Vec<u8>> {
     let w = u16::try_from(r.width).ok()?;
     let h = u16::try_from(r.height).ok()?;
     let mut buf = Vec::with_capacity(data.len() / 8 + 1024);
-    let enc = jpeg_encoder::Encoder::new(&mut buf, quality.clamp(1, 100));
+    let mut enc = jpeg_encoder::Encoder::new(&mut buf, quality.clamp(1, 100));
+    // 4:2:0 at every quality (as libjpeg, which guacd uses).
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
     enc.encode(&data, w, h, jpeg_encoder::ColorType::Bgra)
         .ok()?;
     Some(buf)

@@ -71,6 +71,14 @@ impl Rect {
         self.x <= o.right() && o.x <= self.right() && self.y <= o.bottom() && o.y <= self.bottom()
     }
 
+    /// Whether the rectangles are at most `gap` pixels apart.
+    pub fn near(&self, o: &Rect, gap: u32) -> bool {
+        self.x <= o.right().saturating_add(gap)
+            && o.x <= self.right().saturating_add(gap)
+            && self.y <= o.bottom().saturating_add(gap)
+            && o.y <= self.bottom().saturating_add(gap)
+    }
+
     /// Whether `o` lies entirely inside `self`.
     pub fn contains(&self, o: &Rect) -> bool {
         o.x >= self.x && o.y >= self.y && o.right() <= self.right() && o.bottom() <= self.bottom()
@@ -89,6 +97,11 @@ impl Rect {
 pub struct Damage {
     rects: Vec<Rect>,
     max: usize,
+    /// Rectangles this close (pixels) may merge.
+    gap: u32,
+    /// Merge while the union is at most `num / 4` of the summed areas
+    /// (plus `gap`² pixels).
+    num: u64,
 }
 
 impl Damage {
@@ -96,6 +109,20 @@ impl Damage {
         Damage {
             rects: Vec::new(),
             max: max.max(1),
+            gap: 0,
+            num: 4,
+        }
+    }
+
+    /// A list that also merges rectangles up to `gap` pixels apart, as long
+    /// as the union is at most twice their summed area (plus `gap`²): fewer,
+    /// larger images, where each image costs a header.
+    pub fn with_gap(max: usize, gap: u32) -> Damage {
+        Damage {
+            rects: Vec::new(),
+            max: max.max(1),
+            gap,
+            num: 8,
         }
     }
 
@@ -140,10 +167,11 @@ impl Damage {
                 if o.contains(&r) {
                     return;
                 }
-                if o.touches(&r) {
+                if o.near(&r, self.gap) {
                     let u = o.union(&r);
-                    // Merge when the union wastes at most a quarter of its area.
-                    if u.area() * 3 <= (o.area() + r.area()) * 4 {
+                    // Merge when the union wastes little area.
+                    let slack = u64::from(self.gap) * u64::from(self.gap);
+                    if u.area() * 4 <= (o.area() + r.area()) * self.num + slack * 4 {
                         self.rects.swap_remove(i);
                         r = u;
                         merged = true;
@@ -218,6 +246,24 @@ mod tests {
                 "{r:?} not covered"
             );
         }
+    }
+
+    #[test]
+    fn near_boxes_merge_with_gap() {
+        let mut d = Damage::with_gap(usize::MAX, 32);
+        // Glyph boxes of one text line, a few pixels apart.
+        for i in 0..20 {
+            d.add(Rect::new(i * 64 + 3, 2 + i % 3, 57, 12));
+        }
+        assert_eq!(d.rects().len(), 1);
+        // Far apart: kept separate.
+        d.add(Rect::new(0, 500, 10, 10));
+        assert_eq!(d.rects().len(), 2);
+        // Without a gap, boxes that do not touch stay apart.
+        let mut d = Damage::new(usize::MAX);
+        d.add(Rect::new(0, 0, 10, 10));
+        d.add(Rect::new(12, 0, 10, 10));
+        assert_eq!(d.rects().len(), 2);
     }
 
     #[test]

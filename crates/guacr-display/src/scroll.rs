@@ -15,6 +15,8 @@ const MIN_WIDTH: u32 = 32;
 const MIN_RUN: u32 = 4;
 /// At most this many copies per region and frame.
 const MAX_ROUNDS: usize = 3;
+/// Width of the stripe whose rows vote for a shift.
+const STRIPE: u32 = 256;
 
 /// One detected move: rows `src_y..src_y+height` to `dst_y..`, columns
 /// `x..x+width`.
@@ -79,26 +81,33 @@ pub(crate) fn changed_bounds(a: &Framebuffer, b: &Framebuffer, r: Rect) -> Optio
 
 /// Finds vertical moves that turn `shadow` (what the client shows) into
 /// `fb` within `r`, applies each to `shadow` and returns them in order.
+#[allow(clippy::needless_range_loop)] // rows are compared at i and at i + d
 pub(crate) fn detect_and_apply(fb: &Framebuffer, shadow: &mut Framebuffer, r: Rect) -> Vec<Move> {
     let mut moves = Vec::new();
     if r.height < MIN_HEIGHT || r.width < MIN_WIDTH {
         return moves;
     }
     let n = r.height as usize;
+    // Votes come from a stripe at the left of the region (where text lines
+    // start): cheap to hash even when the whole screen changed; runs are
+    // then verified on whole rows.
+    let sw = r.width.min(STRIPE);
     let fb_h: Vec<u64> = (r.y..r.bottom())
-        .map(|y| hash_row(fb.row(r.x, y, r.width)))
+        .map(|y| hash_row(fb.row(r.x, y, sw)))
         .collect();
     let mut sh_h: Vec<u64> = (r.y..r.bottom())
-        .map(|y| hash_row(shadow.row(r.x, y, r.width)))
+        .map(|y| hash_row(shadow.row(r.x, y, sw)))
         .collect();
-    // Rows of the new picture that are one colour vote for nothing (blank
-    // lines are everywhere).
+    // Stripes of one colour vote for nothing (blank lines are everywhere).
     let uniform: Vec<bool> = (r.y..r.bottom())
         .map(|y| {
-            let row = fb.row(r.x, y, r.width);
+            let row = fb.row(r.x, y, sw);
             row.iter().all(|&p| p == row[0])
         })
         .collect();
+    let rows_equal = |fy: usize, shadow: &Framebuffer, sy: usize| {
+        fb.row(r.x, r.y + fy as u32, r.width) == shadow.row(r.x, r.y + sy as u32, r.width)
+    };
     for _ in 0..MAX_ROUNDS {
         let mut index: HashMap<u64, Vec<u32>> = HashMap::with_capacity(n);
         for (j, &h) in sh_h.iter().enumerate() {
@@ -138,12 +147,10 @@ pub(crate) fn detect_and_apply(fb: &Framebuffer, shadow: &mut Framebuffer, r: Re
         for i in lo..=hi {
             let ok = i < hi && {
                 let j = (i as i64 + d) as usize;
-                fb_h[i] == sh_h[j]
-                    && fb.row(r.x, r.y + i as u32, r.width)
-                        == shadow.row(r.x, r.y + j as u32, r.width)
+                fb_h[i] == sh_h[j] && rows_equal(i, shadow, j)
             };
             if ok {
-                if fb_h[i] != sh_h[i] {
+                if !rows_equal(i, shadow, i) {
                     fixes += 1;
                 }
             } else {
