@@ -1,7 +1,7 @@
 import Guacamole from 'guacamole-common-js';
 import { api, getCsrf } from '../api';
 import { copyText, field, h, icon, replace, toast } from '../dom';
-import { bare, onLeave, requireUser, Route, state } from '../main';
+import { bare, currentRender, onLeave, requireUser, Route, state } from '../main';
 
 type Kind = 'connection' | 'share';
 interface Target { kind: Kind; route: Route; id?: string }
@@ -55,6 +55,7 @@ function describeStatus(code: number): string {
 }
 
 export async function renderClient(target: Target): Promise<void> {
+  const seq = currentRender();
   const q = target.route.query;
   const token = q.get('token');
   const join = q.get('join');
@@ -86,6 +87,7 @@ export async function renderClient(target: Target): Promise<void> {
       if (c) title = c.name;
     } catch { /* the tunnel will report the real problem */ }
   }
+  if (seq !== currentRender()) return; // the user went elsewhere meanwhile
   const loggedIn = !!state.user;
   const forced = q.get('transport');
 

@@ -1,7 +1,7 @@
 import Guacamole from 'guacamole-common-js';
 import { api } from '../api';
 import { field, formatDuration, h, icon, replace } from '../dom';
-import { onLeave, requireUser, shell } from '../main';
+import { currentRender, onLeave, requireUser, shell } from '../main';
 
 interface PlayerHook { loaded: boolean; duration: number; position: number; playing: boolean; speed: number; error: string; display: Guacamole.Display | null }
 declare global { interface Window { __guacrPlayer?: PlayerHook } }
@@ -82,7 +82,8 @@ function recordingTunnel(blob: Blob, typed: TypedText): Guacamole.Tunnel {
 }
 
 export async function renderPlayer(name: string): Promise<void> {
-  if (!(await requireUser(true))) return;
+  const seq = currentRender();
+  if (!(await requireUser(true)) || seq !== currentRender()) return;
   const main = shell(`Recording ${name}`, 'admin');
   const hook: PlayerHook = { loaded: false, duration: 0, position: 0, playing: false, speed: 1, error: '', display: null };
   window.__guacrPlayer = hook;
@@ -131,6 +132,7 @@ export async function renderPlayer(name: string): Promise<void> {
     hook.error = (e as Error).message;
     return;
   }
+  if (seq !== currentRender()) return; // the user went elsewhere while it downloaded
   const typed = new TypedText();
   const rec = new Guacamole.SessionRecording(recordingTunnel(blob, typed));
   const display = rec.getDisplay();
