@@ -125,6 +125,18 @@ pub enum UserCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Clears a user's failed logins and lock (e.g. an admin locked out by guessing).
+    Unlock {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Deletes a user (their group memberships and permissions go too).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Lists users.
     List {
         #[command(flatten)]
@@ -306,6 +318,26 @@ pub fn run_user(cmd: UserCommand, config: Option<&Path>) -> anyhow::Result<()> {
                 } else {
                     out(&format!("password of \"{}\" changed\n", user.username))
                 }
+            }
+            UserCommand::Unlock { name, db } => {
+                let store = open_store(&cfg, db.database.as_deref()).await?;
+                let user = store
+                    .user_by_name(&name)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))?;
+                store.unlock_user(user.id).await?;
+                store.close().await;
+                out(&format!("unlocked \"{}\"\n", user.username))
+            }
+            UserCommand::Delete { name, db } => {
+                let store = open_store(&cfg, db.database.as_deref()).await?;
+                let user = store
+                    .user_by_name(&name)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))?;
+                store.delete_user(user.id).await?;
+                store.close().await;
+                out(&format!("deleted user \"{}\"\n", user.username))
             }
             UserCommand::List { db } => {
                 let store = open_store(&cfg, db.database.as_deref()).await?;

@@ -189,6 +189,26 @@ async fn user_add_list_passwd() {
     );
     let err = env.fails(&["user", "passwd", "nobody"], None);
     assert!(err.contains("no user named"), "{err}");
+    // Locked by guessing (default policy: 5 failures), unlocked from the CLI.
+    for _ in 0..5 {
+        store.authenticate("alice", "guess", None).await.unwrap();
+    }
+    assert!(matches!(
+        store
+            .authenticate("alice", "new-alice-pw", None)
+            .await
+            .unwrap(),
+        LoginOutcome::Locked { .. }
+    ));
+    let list = env.ok(&["user", "list"], None);
+    let alice_row = list.lines().find(|l| l.contains("alice")).unwrap();
+    assert!(alice_row.contains(" yes "), "locked shown: {list}");
+    env.ok(&["user", "unlock", "alice"], None);
+    assert!(logs_in(&store, "alice", "new-alice-pw").await);
+    env.ok(&["user", "delete", "bob"], None);
+    assert!(store.user_by_name("bob").await.unwrap().is_none());
+    let err = env.fails(&["user", "delete", "bob"], None);
+    assert!(err.contains("no user named"), "{err}");
     store.close().await;
 }
 
