@@ -321,6 +321,10 @@ describe('guacr web client', () => {
 
   it('the player plays a recording and seeks', async () => {
     const admin = adminPage;
+    const listed = await adminApi.call('GET', '/api/admin/recordings', undefined, { expect: undefined }).catch((e) => e);
+    if (listed instanceof Error) {
+      throw new Error(`GET /api/admin/recordings (docs/web-api.md) is not served: ${listed.message}`);
+    }
     await admin.goto(`${g.base}/#/admin/recordings`);
     await admin.locator('#recordings-table tbody tr[data-recording]').first().waitFor({ timeout: 15000 });
     // The biggest recording is the long session of the first tests.
