@@ -74,6 +74,25 @@ describe('guacr web client', () => {
     assert.deepEqual(p.errors.filter((e) => !/401/.test(e)), []);
   });
 
+  it('OIDC: the provider button signs a user in (code + PKCE); a refusal is shown clearly', async () => {
+    const p = await page('oidc');
+    await p.goto(`${g.base}/#/login`);
+    const btn = p.getByRole('link', { name: 'Sign in with Test IdP' });
+    await btn.waitFor();
+    g.oidc.denyNext = true;
+    await btn.click();
+    const alert = p.locator('#login-error');
+    await alert.filter({ hasText: 'declined' }).waitFor();
+    assert.match(await alert.textContent(), /refused.*<b>declined<\/b>/, 'the provider\'s refusal, as text');
+    assert.equal(await alert.locator('b').count(), 0);
+    await shot(p, 'oidc-refused');
+    await p.getByRole('link', { name: 'Sign in with Test IdP' }).click();
+    await p.getByRole('heading', { name: 'Your connections' }).waitFor();
+    assert.ok(await p.getByText('Olivia OIDC').isVisible(), 'signed in as the provider\'s user');
+    assert.ok(g.oidc.tokenRequests >= 1, 'the gateway redeemed the code at the token endpoint');
+    await shot(p, 'oidc-signed-in');
+  });
+
   it('a user logs in and sees the connection grouped, with its HTML-looking name as text', async () => {
     userPage = await page('user');
     await loginUi(userPage, g.base, user.username, user.password);

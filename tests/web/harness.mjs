@@ -16,6 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { OidcProvider } from './oidc-provider.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, '../..');
@@ -108,6 +109,7 @@ export class Guacr {
     fs.mkdirSync(this.recordings);
     const assets = path.join(ROOT, 'web/dist');
     if (!fs.existsSync(path.join(assets, 'index.html'))) fail(`web client not built: ${assets}/index.html missing (scripts/web-build.sh)`);
+    this.oidc = await OidcProvider.start({ clientId: 'guacr-web-test', clientSecret: crypto.randomBytes(12).toString('hex') });
     this.config = path.join(this.dir, 'guacr.toml');
     fs.writeFileSync(this.config, [
       '[server]', 'bind_host = "127.0.0.1"', `bind_port = ${this.daemonPort}`,
@@ -116,6 +118,8 @@ export class Guacr {
       '[web]', 'enabled = true', `bind = "127.0.0.1:${this.webPort}"`, `assets = ${JSON.stringify(assets)}`,
       `token_secret = ${JSON.stringify(this.tokenSecret)}`,
       '[database]', `url = ${JSON.stringify(this.dbUrl)}`,
+      '[[web.oidc]]', 'id = "testidp"', 'label = "Sign in with Test IdP"', `issuer = ${JSON.stringify(this.oidc.issuer)}`,
+      `client_id = ${JSON.stringify(this.oidc.clientId)}`, `client_secret = ${JSON.stringify(this.oidc.clientSecret)}`,
       '',
     ].join('\n'));
     // Everything of this instance stays in its temp dir; the secret key is per run.
@@ -165,6 +169,7 @@ export class Guacr {
       clearTimeout(t);
     }
     if (this.log) fs.closeSync(this.log);
+    await this.oidc?.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
