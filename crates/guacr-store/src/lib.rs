@@ -812,6 +812,11 @@ impl Store {
         self.inner.query_audit(query).await
     }
 
+    /// Deletes audit events older than `before` (retention); returns how many.
+    pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.inner.prune_audit(before).await
+    }
+
     // ----- import -----
 
     /// Imports a parsed Guacamole `user-mapping.xml` (see [`import::parse_user_mapping`]):

@@ -1445,6 +1445,14 @@ impl Inner {
             .collect()
     }
 
+    pub(crate) async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM audit_events WHERE time < $1")
+            .bind(to_ms(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     // ----- import -----
 
     pub(crate) async fn import_user_mapping(

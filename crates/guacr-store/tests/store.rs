@@ -839,6 +839,16 @@ async fn audit_append_and_query() {
             s.append_audit(&NewAuditEvent::new("")).await,
             Err(Error::Invalid(_))
         ));
+        // Retention: events older than a time go, newer ones stay.
+        let pruned = s
+            .prune_audit(t0() + chrono::Duration::seconds(15))
+            .await
+            .unwrap();
+        assert_eq!(pruned, 1);
+        assert_eq!(
+            s.query_audit(&AuditQuery::default()).await.unwrap().len(),
+            4
+        );
         // Authentication itself never writes the password anywhere in the audit.
         s.create_user(&new_user("gina", "pw-gina")).await.unwrap();
         s.authenticate("gina", "typo-secret-123", None)
