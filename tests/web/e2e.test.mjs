@@ -181,11 +181,14 @@ describe('guacr web client', () => {
     assert.ok(!text.includes('typed-by-viewer'), 'nothing typed by the viewer is on screen');
   });
 
-  it('the HTTP tunnel works too (transport fallback)', async () => {
+  it('falls back to the HTTP tunnel when WebSockets are blocked', async () => {
     const p = await page('http-tunnel');
+    // A proxy that refuses WebSockets: every /tunnel/websocket upgrade is closed at once.
+    let blocked = 0;
+    await p.routeWebSocket(/\/tunnel\/websocket/, (ws) => { blocked++; void ws.close({ code: 1011, reason: 'no websockets here' }); });
     await loginUi(p, g.base, user.username, user.password);
     await p.locator('a.conn-card').first().waitFor();
-    await p.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}?transport=http`);
+    await p.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}`);
     await waitConnected(p);
     assert.equal(await p.evaluate(() => window.__guacr.transport), 'HTTP (fallback)');
     await settle(p);
@@ -194,6 +197,7 @@ describe('guacr web client', () => {
     await settle(p);
     await snap(p, 'b');
     assert.ok((await diff(p, 'a', 'b')).changed > 100, 'typing over the HTTP tunnel changes the picture');
+    assert.ok(blocked >= 1, 'the WebSocket was tried first');
     await p.getByRole('button', { name: 'Open menu' }).click();
     assert.match(await p.locator('#info-transport').textContent(), /HTTP/);
     await p.locator('#disconnect').click();
@@ -328,6 +332,22 @@ describe('guacr web client', () => {
     assert.ok((await cell.textContent()).includes('<b>edited</b>'));
     assert.equal(await admin.locator('#connections-table b').count(), 0);
     await shot(admin, 'admin-connections');
+    // Permissions from the editor: take alice's access away, then give it back.
+    await admin.goto(`${g.base}/#/admin/connections/${encodeURIComponent(conn.id)}`);
+    const perm = admin.locator('#permissions-form').getByLabel('Alice Example (alice)');
+    await perm.waitFor();
+    assert.equal(await perm.isChecked(), true);
+    await perm.uncheck();
+    await admin.locator('#permissions-form').getByRole('button', { name: 'Save permissions' }).click();
+    await admin.getByText('Permissions saved.').first().waitFor();
+    await userPage.goto(`${g.base}/#/`);
+    await userPage.getByText('No connections yet').waitFor();
+    await userPage.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}`);
+    await userPage.locator('#status-title').filter({ hasText: 'refused' }).waitFor({ timeout: 15000 });
+    await shot(userPage, 'permission-refused');
+    await perm.check();
+    await admin.locator('#permissions-form').getByRole('button', { name: 'Save permissions' }).click();
+    await admin.getByText('Permissions saved.').first().waitFor();
     // The secret was kept: the user can still connect.
     await userPage.goto(`${g.base}/#/`);
     await userPage.locator(`a.conn-card[data-connection-id="${conn.id}"]`).click();
