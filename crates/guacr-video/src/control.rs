@@ -152,7 +152,11 @@ impl BitrateController {
 
     /// Sets the fraction of the estimate used for video (clamped to 0.1–1).
     pub fn with_headroom(mut self, fraction: f64) -> BitrateController {
-        self.headroom = if fraction.is_finite() { fraction.clamp(0.1, 1.0) } else { 0.9 };
+        self.headroom = if fraction.is_finite() {
+            fraction.clamp(0.1, 1.0)
+        } else {
+            0.9
+        };
         self
     }
 

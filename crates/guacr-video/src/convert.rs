@@ -70,8 +70,12 @@ impl I420Buffer {
     /// Fills this picture from a frame (any pixel format), resizing it.
     pub fn fill_from(&mut self, frame: &Frame<'_>) -> Result<(), VideoError> {
         match frame.pixels {
-            Pixels::Xrgb32 { data, stride } => xrgb_to_i420(frame.width, frame.height, data, stride, self),
-            Pixels::Bgrx8 { data, stride } => bgrx_to_i420(frame.width, frame.height, data, stride, self),
+            Pixels::Xrgb32 { data, stride } => {
+                xrgb_to_i420(frame.width, frame.height, data, stride, self)
+            }
+            Pixels::Bgrx8 { data, stride } => {
+                bgrx_to_i420(frame.width, frame.height, data, stride, self)
+            }
             Pixels::I420(src) => {
                 if src.width != even(frame.width) || src.height != even(frame.height) {
                     return Err(VideoError::BadFrame(format!(
@@ -113,15 +117,25 @@ fn even(n: u32) -> u32 {
     n.saturating_add(1) & !1
 }
 
-fn check(width: u32, height: u32, len: usize, stride: usize, unit: usize) -> Result<(), VideoError> {
+fn check(
+    width: u32,
+    height: u32,
+    len: usize,
+    stride: usize,
+    unit: usize,
+) -> Result<(), VideoError> {
     if width == 0 || height == 0 {
-        return Err(VideoError::BadFrame(format!("empty frame {width}x{height}")));
+        return Err(VideoError::BadFrame(format!(
+            "empty frame {width}x{height}"
+        )));
     }
     let row = (width as usize)
         .checked_mul(unit)
         .ok_or_else(|| VideoError::BadFrame("width overflows".into()))?;
     if stride < row {
-        return Err(VideoError::BadFrame(format!("stride {stride} shorter than a row ({row})")));
+        return Err(VideoError::BadFrame(format!(
+            "stride {stride} shorter than a row ({row})"
+        )));
     }
     let needed = (height as usize - 1)
         .checked_mul(stride)
@@ -187,7 +201,12 @@ fn luma(p: u32) -> u8 {
 
 #[inline(always)]
 fn chroma(a: u32, b: u32, c: u32, d: u32) -> (u8, u8) {
-    let sum = |shift: u32| ((a >> shift) & 0xff) + ((b >> shift) & 0xff) + ((c >> shift) & 0xff) + ((d >> shift) & 0xff);
+    let sum = |shift: u32| {
+        ((a >> shift) & 0xff)
+            + ((b >> shift) & 0xff)
+            + ((c >> shift) & 0xff)
+            + ((d >> shift) & 0xff)
+    };
     let r = sum(16) as i32;
     let g = sum(8) as i32;
     let bl = sum(0) as i32;

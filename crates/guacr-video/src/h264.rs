@@ -33,7 +33,11 @@ pub fn nal_units(stream: &[u8]) -> Vec<Nal<'_>> {
     let mut i = 0;
     while i + 3 <= stream.len() {
         if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
-            let begin = if i > 0 && stream[i - 1] == 0 { i - 1 } else { i };
+            let begin = if i > 0 && stream[i - 1] == 0 {
+                i - 1
+            } else {
+                i
+            };
             marks.push((begin, i + 3));
             i += 3;
         } else {
@@ -73,11 +77,13 @@ impl SpsProfile {
     /// Reads the profile from an SPS NAL unit (header byte first).
     pub fn parse(sps: &[u8]) -> Option<SpsProfile> {
         match sps {
-            [header, profile_idc, constraint_flags, level_idc, ..] if header & 0x1f == NAL_SPS => Some(SpsProfile {
-                profile_idc: *profile_idc,
-                constraint_flags: *constraint_flags,
-                level_idc: *level_idc,
-            }),
+            [header, profile_idc, constraint_flags, level_idc, ..] if header & 0x1f == NAL_SPS => {
+                Some(SpsProfile {
+                    profile_idc: *profile_idc,
+                    constraint_flags: *constraint_flags,
+                    level_idc: *level_idc,
+                })
+            }
             _ => None,
         }
     }
@@ -89,7 +95,10 @@ impl SpsProfile {
 
     /// The SDP `profile-level-id` (six hex digits, e.g. `42c01e`).
     pub fn profile_level_id(&self) -> String {
-        format!("{:02x}{:02x}{:02x}", self.profile_idc, self.constraint_flags, self.level_idc)
+        format!(
+            "{:02x}{:02x}{:02x}",
+            self.profile_idc, self.constraint_flags, self.level_idc
+        )
     }
 }
 

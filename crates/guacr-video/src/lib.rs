@@ -119,7 +119,11 @@ pub trait VideoEncoder: Send {
     ///
     /// Returns `Ok(None)` when the rate controller skipped the frame (nothing
     /// to send; the previous picture stays on screen).
-    fn encode(&mut self, frame: &Frame<'_>, force_keyframe: bool) -> Result<Option<EncodedFrame>, VideoError>;
+    fn encode(
+        &mut self,
+        frame: &Frame<'_>,
+        force_keyframe: bool,
+    ) -> Result<Option<EncodedFrame>, VideoError>;
 
     /// Sets the target bitrate in bits per second; values above the ceiling
     /// are clamped to it. Returns the bitrate in effect.
@@ -188,7 +192,10 @@ pub fn select(prefs: &EncoderPrefs) -> Result<Box<dyn VideoEncoder>, VideoError>
 
 /// [`select`] over an explicit backend list (for tests and for callers that
 /// register their own backends).
-pub fn select_from(list: &[Backend], prefs: &EncoderPrefs) -> Result<Box<dyn VideoEncoder>, VideoError> {
+pub fn select_from(
+    list: &[Backend],
+    prefs: &EncoderPrefs,
+) -> Result<Box<dyn VideoEncoder>, VideoError> {
     let mut failures = Vec::new();
     let wanted: Vec<&Backend> = if prefs.backends.is_empty() {
         list.iter().collect()
@@ -212,7 +219,10 @@ pub fn select_from(list: &[Backend], prefs: &EncoderPrefs) -> Result<Box<dyn Vid
         }
     }
     if failures.is_empty() {
-        failures.push(format!("no registered backend matches {:?}", prefs.backends));
+        failures.push(format!(
+            "no registered backend matches {:?}",
+            prefs.backends
+        ));
     }
     Err(VideoError::NoEncoder(failures.join("; ")))
 }

@@ -128,9 +128,10 @@ impl OpenH264Encoder {
         // lives on the stack for the whole call.
         #[allow(unsafe_code)]
         let rc = unsafe {
-            encoder
-                .raw_api()
-                .set_option(openh264_sys2::ENCODER_OPTION_BITRATE, (&raw mut info).cast())
+            encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                (&raw mut info).cast(),
+            )
         };
         if rc != 0 {
             return Err(VideoError::Encode {
@@ -143,9 +144,21 @@ impl OpenH264Encoder {
 }
 
 impl VideoEncoder for OpenH264Encoder {
-    fn encode(&mut self, frame: &Frame<'_>, force_keyframe: bool) -> Result<Option<EncodedFrame>, VideoError> {
+    fn encode(
+        &mut self,
+        frame: &Frame<'_>,
+        force_keyframe: bool,
+    ) -> Result<Option<EncodedFrame>, VideoError> {
         let src: &I420Buffer = match frame.pixels {
-            Pixels::I420(b) if (b.width(), b.height()) == (frame.width.saturating_add(1) & !1, frame.height.saturating_add(1) & !1) => b,
+            Pixels::I420(b)
+                if (b.width(), b.height())
+                    == (
+                        frame.width.saturating_add(1) & !1,
+                        frame.height.saturating_add(1) & !1,
+                    ) =>
+            {
+                b
+            }
             _ => {
                 self.yuv.fill_from(frame)?;
                 &self.yuv
@@ -165,7 +178,8 @@ impl VideoEncoder for OpenH264Encoder {
         let encoder = match &mut self.encoder {
             Some(e) if self.dims == (w, h) => e,
             slot => {
-                let e = Encoder::with_api_config(OpenH264API::from_source(), config).map_err(unavailable)?;
+                let e = Encoder::with_api_config(OpenH264API::from_source(), config)
+                    .map_err(unavailable)?;
                 self.dims = (w, h);
                 slot.insert(e)
             }

@@ -27,7 +27,7 @@ pub fn text_screen(width: u32, height: u32, first_line: u64) -> Vec<u32> {
         }
         for col in 0..len.min(cols) {
             let glyph = hash(line.wrapping_mul(1000).wrapping_add(col as u64));
-            if glyph % 7 == 0 {
+            if glyph.is_multiple_of(7) {
                 continue; // a space
             }
             for gx in 1..7 {

@@ -52,29 +52,51 @@ fn check_annex_b(au: &[u8]) {
 fn check_keyframe(f: &EncodedFrame) {
     check_annex_b(&f.data);
     assert!(f.keyframe);
-    let k: Vec<u8> = kinds(&f.data).into_iter().filter(|&k| k != h264::NAL_SEI).collect();
+    let k: Vec<u8> = kinds(&f.data)
+        .into_iter()
+        .filter(|&k| k != h264::NAL_SEI)
+        .collect();
     assert!(k.len() >= 3, "keyframe NAL types {k:?}");
-    assert_eq!(&k[..2], &[NAL_SPS, NAL_PPS], "keyframe must start SPS, PPS: {k:?}");
-    assert!(k[2..].iter().all(|&t| t == NAL_IDR), "keyframe slices must be IDR: {k:?}");
+    assert_eq!(
+        &k[..2],
+        &[NAL_SPS, NAL_PPS],
+        "keyframe must start SPS, PPS: {k:?}"
+    );
+    assert!(
+        k[2..].iter().all(|&t| t == NAL_IDR),
+        "keyframe slices must be IDR: {k:?}"
+    );
     let nals = h264::nal_units(&f.data);
-    let sps = nals.iter().find(|n| n.kind == NAL_SPS).map(|n| n.data).unwrap_or_default();
+    let sps = nals
+        .iter()
+        .find(|n| n.kind == NAL_SPS)
+        .map(|n| n.data)
+        .unwrap_or_default();
     let p = SpsProfile::parse(sps).unwrap_or_else(|| panic!("SPS unparsable"));
     assert_eq!(p.profile_idc, 66, "profile {}", p.profile_level_id());
-    assert!(p.is_constrained_baseline(), "not Constrained Baseline: {}", p.profile_level_id());
+    assert!(
+        p.is_constrained_baseline(),
+        "not Constrained Baseline: {}",
+        p.profile_level_id()
+    );
 }
 
 fn check_delta(f: &EncodedFrame) {
     check_annex_b(&f.data);
     assert!(!f.keyframe);
     let k = kinds(&f.data);
-    assert!(!k.is_empty() && k.iter().all(|&t| t == NAL_SLICE || t == h264::NAL_SEI), "delta frame NAL types {k:?}");
+    assert!(
+        !k.is_empty() && k.iter().all(|&t| t == NAL_SLICE || t == h264::NAL_SEI),
+        "delta frame NAL types {k:?}"
+    );
     assert!(!h264::is_keyframe(&f.data));
 }
 
 /// First frame IDR with SPS+PPS, then text edits, a scroll and a full-screen
 /// noise change are all non-IDR; a forced keyframe is SPS+PPS+IDR again.
 fn structure(w: u32, h: u32) {
-    let mut enc = OpenH264Encoder::new(&prefs(8_000_000, 4_000_000)).unwrap_or_else(|e| panic!("{e}"));
+    let mut enc =
+        OpenH264Encoder::new(&prefs(8_000_000, 4_000_000)).unwrap_or_else(|e| panic!("{e}"));
     let first = encode(&mut enc, w, h, &text_screen(w, h, 0), false);
     check_keyframe(&first);
     assert_eq!((first.width, first.height), (w, h));
@@ -94,7 +116,11 @@ fn structure(w: u32, h: u32) {
     // scene-change detection may code these as IDR; if so, a complete one.
     for px in [noise(w, h, 1), photo(w, h, 2), photo(w, h, 3)] {
         let f = encode(&mut enc, w, h, &px, false);
-        if f.keyframe { check_keyframe(&f) } else { check_delta(&f) }
+        if f.keyframe {
+            check_keyframe(&f)
+        } else {
+            check_delta(&f)
+        }
     }
     // Back to text: typing after that is a delta again.
     let mut screen = text_screen(w, h, 8);
@@ -119,10 +145,15 @@ fn bitstream_structure_1920x1080() {
 #[test]
 fn level_fits_1080p() {
     let (w, h) = (1920, 1080);
-    let mut enc = OpenH264Encoder::new(&prefs(8_000_000, 4_000_000)).unwrap_or_else(|e| panic!("{e}"));
+    let mut enc =
+        OpenH264Encoder::new(&prefs(8_000_000, 4_000_000)).unwrap_or_else(|e| panic!("{e}"));
     let f = encode(&mut enc, w, h, &text_screen(w, h, 0), false);
     let nals = h264::nal_units(&f.data);
-    let sps = nals.iter().find(|n| n.kind == NAL_SPS).map(|n| n.data).unwrap_or_default();
+    let sps = nals
+        .iter()
+        .find(|n| n.kind == NAL_SPS)
+        .map(|n| n.data)
+        .unwrap_or_default();
     let p = SpsProfile::parse(sps).unwrap_or_else(|| panic!("no SPS"));
     // 1080p needs at least level 4.0 (8160 macroblocks per frame).
     assert!(p.level_idc >= 40, "level {} too low for 1080p", p.level_idc);
@@ -130,9 +161,22 @@ fn level_fits_1080p() {
 
 #[test]
 fn size_change_starts_with_keyframe() {
-    let mut enc = OpenH264Encoder::new(&prefs(4_000_000, 2_000_000)).unwrap_or_else(|e| panic!("{e}"));
-    check_keyframe(&encode(&mut enc, 640, 480, &text_screen(640, 480, 0), false));
-    check_delta(&encode(&mut enc, 640, 480, &text_screen(640, 480, 1), false));
+    let mut enc =
+        OpenH264Encoder::new(&prefs(4_000_000, 2_000_000)).unwrap_or_else(|e| panic!("{e}"));
+    check_keyframe(&encode(
+        &mut enc,
+        640,
+        480,
+        &text_screen(640, 480, 0),
+        false,
+    ));
+    check_delta(&encode(
+        &mut enc,
+        640,
+        480,
+        &text_screen(640, 480, 1),
+        false,
+    ));
     let f = encode(&mut enc, 800, 600, &text_screen(800, 600, 1), false);
     check_keyframe(&f);
     assert_eq!((f.width, f.height), (800, 600));
@@ -144,26 +188,38 @@ fn size_change_starts_with_keyframe() {
 
 fn psnr(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let se: f64 = a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum();
+    let se: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
     let mse = se / a.len() as f64;
-    if mse == 0.0 { 99.0 } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
 }
 
 /// Copies a decoded plane into a tight buffer (the decoder pads strides).
 fn plane(data: &[u8], stride: usize, w: usize, h: usize) -> Vec<u8> {
-    (0..h).flat_map(|y| data[y * stride..y * stride + w].iter().copied()).collect()
+    (0..h)
+        .flat_map(|y| data[y * stride..y * stride + w].iter().copied())
+        .collect()
 }
 
 /// Encodes a sequence, decodes it with openh264's decoder and compares each
 /// decoded picture with the encoder's input.
 fn round_trip(w: u32, h: u32, frames: &[Vec<u32>], min_psnr: f64) {
-    let mut enc = OpenH264Encoder::new(&prefs(20_000_000, 12_000_000)).unwrap_or_else(|e| panic!("{e}"));
+    let mut enc =
+        OpenH264Encoder::new(&prefs(20_000_000, 12_000_000)).unwrap_or_else(|e| panic!("{e}"));
     let mut dec = Decoder::new().unwrap_or_else(|e| panic!("decoder: {e}"));
     let mut decoded = 0;
     for (i, px) in frames.iter().enumerate() {
         let f = encode(&mut enc, w, h, px, false);
         let mut want = I420Buffer::default();
-        guacr_video::convert::xrgb_to_i420(w, h, px, w as usize, &mut want).unwrap_or_else(|e| panic!("{e}"));
+        guacr_video::convert::xrgb_to_i420(w, h, px, w as usize, &mut want)
+            .unwrap_or_else(|e| panic!("{e}"));
         let pic = dec
             .decode(&f.data)
             .unwrap_or_else(|e| panic!("frame {i}: decode error {e}"))
@@ -175,11 +231,22 @@ fn round_trip(w: u32, h: u32, frames: &[Vec<u32>], min_psnr: f64) {
         let py = psnr(&plane(pic.y(), ys, w, h), want.y());
         let pu = psnr(&plane(pic.u(), us, w / 2, h / 2), want.u());
         let pv = psnr(&plane(pic.v(), vs, w / 2, h / 2), want.v());
-        eprintln!("frame {i} ({} bytes, key {}): PSNR Y {py:.1} U {pu:.1} V {pv:.1}", f.data.len(), f.keyframe);
-        assert!(py >= min_psnr && pu >= min_psnr && pv >= min_psnr, "frame {i}: PSNR {py:.1}/{pu:.1}/{pv:.1} < {min_psnr}");
+        eprintln!(
+            "frame {i} ({} bytes, key {}): PSNR Y {py:.1} U {pu:.1} V {pv:.1}",
+            f.data.len(),
+            f.keyframe
+        );
+        assert!(
+            py >= min_psnr && pu >= min_psnr && pv >= min_psnr,
+            "frame {i}: PSNR {py:.1}/{pu:.1}/{pv:.1} < {min_psnr}"
+        );
         decoded += 1;
     }
-    assert!(decoded == frames.len(), "only {decoded} of {} frames decoded", frames.len());
+    assert!(
+        decoded == frames.len(),
+        "only {decoded} of {} frames decoded",
+        frames.len()
+    );
 }
 
 #[test]
@@ -198,8 +265,13 @@ fn decode_round_trip_text_and_photo_1920x1080() {
 
 #[test]
 fn bitrate_is_clamped_to_the_ceiling() {
-    let mut enc = OpenH264Encoder::new(&prefs(1_000_000, 5_000_000)).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(enc.bitrate(), 1_000_000, "start above the ceiling is clamped");
+    let mut enc =
+        OpenH264Encoder::new(&prefs(1_000_000, 5_000_000)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        enc.bitrate(),
+        1_000_000,
+        "start above the ceiling is clamped"
+    );
     assert_eq!(enc.set_bitrate(u32::MAX), 1_000_000);
     assert_eq!(enc.set_bitrate(600_000), 600_000);
     assert_eq!(enc.max_bitrate(), 1_000_000);
@@ -220,7 +292,10 @@ fn output_rate_respects_the_ceiling() {
     let mut sent = 0;
     for i in 0..frames {
         let px = noise(w, h, i);
-        if let Some(f) = enc.encode(&Frame::xrgb32(w, h, &px, w as usize), false).unwrap_or_else(|e| panic!("{e}")) {
+        if let Some(f) = enc
+            .encode(&Frame::xrgb32(w, h, &px, w as usize), false)
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
             if i > 0 {
                 bytes += f.data.len();
             }
@@ -230,5 +305,8 @@ fn output_rate_respects_the_ceiling() {
     let seconds = f64::from(frames as u32 - 1) / 30.0;
     let bps = bytes as f64 * 8.0 / seconds;
     eprintln!("{sent} of {frames} frames sent, {bps:.0} bit/s against a {ceiling} ceiling");
-    assert!(bps <= 1.5 * f64::from(ceiling), "{bps:.0} bit/s exceeds 1.5× the {ceiling} ceiling");
+    assert!(
+        bps <= 1.5 * f64::from(ceiling),
+        "{bps:.0} bit/s exceeds 1.5× the {ceiling} ceiling"
+    );
 }
