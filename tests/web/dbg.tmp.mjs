@@ -1,11 +1,12 @@
-import { launchBrowser, newPage, loginUi } from './harness.mjs';
-const b = await launchBrowser(); const p = await newPage(b, 'dbg');
-await loginUi(p, 'http://127.0.0.1:18080', 'admin', 'admin-pw');
-await p.waitForTimeout(800);
-await p.goto('http://127.0.0.1:18080/#/admin/recordings/web-guacr-pw');
-await p.waitForFunction(() => window.__guacrPlayer?.loaded);
-await p.locator('.typed-line').nth(1).click().catch(() => {});
-await p.waitForTimeout(800);
-await p.screenshot({ path: '/tmp/guacr-web-artifacts/dbg-player2.png' });
-console.log(p.errors, await p.locator('#player-typed').innerText());
-await b.close();
+import { Guacr } from './harness.mjs';
+import { execSync } from 'node:child_process';
+const g = await Guacr.start();
+try {
+  const html = await (await fetch(`${g.base}/`)).text();
+  const assets = [...html.matchAll(/\/assets\/[^"]+/g)].map((m) => m[0]);
+  let total = 0;
+  for (const a of ['/', ...assets]) {
+    const out = execSync(`curl -s -o /dev/null -H 'Accept-Encoding: gzip, br' -w '%{size_download} %{content_type}' ${g.base}${a} -D - | grep -i -E 'content-encoding|^[0-9]' | tr '\\r\\n' '  '`).toString();
+    console.log(a, out);
+  }
+} finally { await g.stop(); }

@@ -484,6 +484,26 @@ describe('guacr web client', () => {
     await shot(p, 'login-dark');
   });
 
+  it('every form control on the main views has an accessible label', async () => {
+    const admin = adminPage;
+    const unlabelled = async () => admin.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')]
+      .filter((el) => el.offsetParent !== null || el.id === 'text-input')
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby') && !(el.textContent || '').trim())
+      .map((el) => el.outerHTML.slice(0, 120)));
+    const views = ['#/', '#/account', '#/admin/sessions', '#/admin/connections', `#/admin/connections/${encodeURIComponent(conn.id)}`,
+      '#/admin/connections/new', '#/admin/users', '#/admin/groups', '#/admin/audit', '#/admin/recordings'];
+    for (const v of views) {
+      await admin.goto(`${g.base}/${v}`);
+      await admin.waitForLoadState('networkidle');
+      assert.deepEqual(await unlabelled(), [], `unlabelled controls on ${v}`);
+    }
+    await admin.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}`);
+    await waitConnected(admin);
+    await admin.getByRole('button', { name: 'Open menu' }).click();
+    assert.deepEqual(await unlabelled(), [], 'unlabelled controls in the client menu');
+    await admin.locator('#disconnect').click();
+  });
+
   it('every state-changing request of the UI carried X-CSRF-Token', () => {
     const writes = pages.flatMap((p) => p.apiWrites || []);
     assert.ok(writes.length >= 5, `the UI made state-changing calls (${writes.length})`);
