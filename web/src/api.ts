@@ -24,7 +24,7 @@ export interface Connection extends ConnectionSummary { params: Record<string, s
 export interface Group { id: string; name: string; members: string[] }
 export interface LiveSession {
   id: string; connection_id?: string; connection_name?: string; protocol?: string;
-  username?: string; remote_addr?: string; started?: string; users?: number;
+  username?: string; remote_addr?: string; started?: string; users?: number; via?: string;
 }
 export interface AuditEvent {
   id: string; time: string; kind: string; username?: string; remote_addr?: string;
@@ -33,7 +33,7 @@ export interface AuditEvent {
 }
 export interface Recording { name: string; size: number; modified: string; encrypted: boolean }
 export interface Providers { password: boolean; oidc: { id: string; label: string }[] }
-export interface ShareLink { token: string; url: string; expires?: string }
+export interface ShareLink { token: string; url: string; expires?: string; read_only?: boolean }
 
 const MESSAGES: Record<string, string> = {
   unauthenticated: 'Please sign in.',
@@ -48,6 +48,8 @@ const MESSAGES: Record<string, string> = {
   conflict: 'That conflicts with existing data.',
   token_expired: 'The link has expired.',
   token_invalid: 'The link is not valid.',
+  disabled: 'This account is disabled. Ask an administrator.',
+  internal: 'The server had an internal error. Try again later.',
 };
 
 export class ApiError extends Error {

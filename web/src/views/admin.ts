@@ -62,7 +62,8 @@ async function sessionsView(body: HTMLElement): Promise<void> {
         const reason = h('input', { type: 'text', placeholder: 'Reason (shown to the user)', 'aria-label': `Reason for closing ${s.connection_name ?? s.id}`, class: 'input-sm kill-reason' });
         return h('tr', { 'data-session-id': s.id },
           h('td', null, h('span', { class: 'cell-icon' }, protocolIcon(s.protocol || ''), s.connection_name || s.connection_id || '')),
-          h('td', null, s.username || ''), h('td', { class: 'mono' }, s.remote_addr || ''),
+          h('td', null, s.username || '', s.via === 'guacd' ? h('span', { class: 'badge badge-plain', title: 'Opened over the guacd protocol (TCP 4822)' }, 'guacd') : null),
+          h('td', { class: 'mono' }, s.remote_addr || ''),
           h('td', null, formatTime(s.started)), h('td', null, String(s.users ?? '')),
           h('td', { class: 'row-actions' },
             h('a', { class: 'btn btn-small', href: `#/client?join=${encodeURIComponent(s.id)}&read_only=1` }, 'Watch'),
@@ -343,7 +344,8 @@ async function groupsView(body: HTMLElement): Promise<void> {
 }
 
 // ---------------------------------------------------------------- audit
-const AUDIT_KINDS = ['login.success', 'login.failure', 'login.locked', 'session.start', 'session.end', 'session.kill', 'admin.change', 'token.refused', 'csrf.refused'];
+const AUDIT_KINDS = ['login.success', 'login.failure', 'login.locked', 'session.start', 'session.end', 'session.join', 'session.leave',
+  'session.share', 'session.kill', 'access.denied', 'admin.change', 'token.refused', 'csrf.refused'];
 
 async function auditView(body: HTMLElement, route: Route): Promise<void> {
   const kind = h('select', { id: 'audit-kind' }, h('option', { value: '' }, 'All events'), AUDIT_KINDS.map((k) => h('option', { value: k }, k)));
