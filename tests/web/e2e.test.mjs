@@ -470,6 +470,24 @@ describe('guacr web client', () => {
     await shot(p, 'login-locked');
   });
 
+  it('malformed links get a clear answer, never a broken page', async () => {
+    const p = await page('malformed');
+    await loginUi(p, g.base, user.username, user.password);
+    await p.getByRole('heading', { name: 'Your connections' }).waitFor();
+    await p.goto(`${g.base}/#/%E0%A4%A/<script>`);
+    await p.getByRole('heading', { name: 'Page not found' }).waitFor();
+    await p.goto(`${g.base}/#/client/${encodeURIComponent("999999' OR 1=1--")}`);
+    await p.locator('#status-title').filter({ hasText: 'refused' }).waitFor({ timeout: 15000 });
+    assert.match(await p.locator('#status-message').textContent(), /access|not found|not allowed/i);
+    await p.goto(`${g.base}/#/share/${encodeURIComponent('<img src=x>not-a-token')}`);
+    await p.locator('#status-title').filter({ hasText: /refused|closed|lost/ }).waitFor({ timeout: 15000 });
+    assert.ok((await p.locator('#status-message').textContent()).length > 10, 'a message explains the refusal');
+    await p.goto(`${g.base}/#/client?token=not.a.jwt`);
+    await p.locator('#status-message').filter({ hasText: 'not valid' }).waitFor({ timeout: 15000 });
+    assert.equal(await p.evaluate(() => window.__pwned), undefined);
+    await shot(p, 'malformed-token');
+  });
+
   it('light and dark themes follow the system and the toggle', async () => {
     const p = await page('theme', { colorScheme: 'dark' });
     await p.goto(`${g.base}/#/login`);
