@@ -7,7 +7,7 @@ use guacr_session::SessionError;
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{AsyncMessage, CancelToken, Client, NoTls, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::backend::{
@@ -106,6 +106,7 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
         .map_err(|e| SessionError::new(Status::ClientBadRequest, e))?
         .map(MakeRustlsConnect::new);
     let tcp = guacr_console::connect_tcp(&s.host, s.port, s.connect_timeout).await?;
+    let (notices_tx, notices) = mpsc::unbounded_channel();
     let client = match &tls {
         None => {
             let (client, conn) =
@@ -118,11 +119,7 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
                         )
                     })?
                     .map_err(connect_error)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("PostgreSQL connection ended: {e}");
-                }
-            });
+            drive(conn, notices_tx.clone());
             client
         }
         Some(tls) => {
@@ -142,11 +139,7 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
                         )
                     })?
                     .map_err(connect_error)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("PostgreSQL connection ended: {e}");
-                }
-            });
+            drive(conn, notices_tx.clone());
             client
         }
     };
@@ -169,7 +162,9 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
         timeout: s.connect_timeout,
     });
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(tracing::Instrument::in_current_span(serve(client, rx)));
+    tokio::spawn(tracing::Instrument::in_current_span(serve(
+        client, rx, notices,
+    )));
     Ok(Connection {
         requests: tx,
         canceller,
@@ -177,16 +172,54 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
     })
 }
 
-async fn serve(client: Client, mut rx: mpsc::Receiver<Request>) {
+/// Drives the connection, passing server notices (RAISE NOTICE, "…, skipping") on.
+fn drive<S, T>(mut conn: tokio_postgres::Connection<S, T>, notices: mpsc::UnboundedSender<String>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(AsyncMessage::Notice(n)) => {
+                    let _ = notices.send(format!("{}:  {}", n.severity(), n.message()));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("PostgreSQL connection ended: {e}");
+                    break;
+                }
+            }
+        }
+    });
+}
+
+async fn serve(
+    client: Client,
+    mut rx: mpsc::Receiver<Request>,
+    mut notices: mpsc::UnboundedReceiver<String>,
+) {
     while let Some(req) = rx.recv().await {
-        if !run(&client, req).await {
+        if !run(&client, req, &mut notices).await {
             break;
         }
     }
 }
 
+async fn pass_notices(
+    notices: &mut mpsc::UnboundedReceiver<String>,
+    reply: &crate::backend::Reply,
+) {
+    while let Ok(n) = notices.try_recv() {
+        let _ = reply.send(Ok(Fetch::Notice(n))).await;
+    }
+}
+
 /// Runs one request; false once the connection is gone.
-async fn run(client: &Client, req: Request) -> bool {
+async fn run(client: &Client, req: Request, notices: &mut mpsc::UnboundedReceiver<String>) -> bool {
+    // Notices left from earlier internal work are not this statement's.
+    while notices.try_recv().is_ok() {}
     let lost = || DbError::lost("The connection to the PostgreSQL server was lost.");
     let stream = match client.simple_query_raw(&req.sql).await {
         Ok(s) => s,
@@ -202,34 +235,30 @@ async fn run(client: &Client, req: Request) -> bool {
         }
     };
     let mut stream = std::pin::pin!(stream);
-    let mut rows = 0u64;
     let mut described = false;
     while let Some(msg) = stream.next().await {
         let item = match msg {
             Ok(SimpleQueryMessage::RowDescription(cols)) => {
                 described = true;
-                rows = 0;
                 Fetch::Columns(cols.iter().map(|c| c.name().to_owned()).collect())
             }
-            Ok(SimpleQueryMessage::Row(row)) => {
-                rows += 1;
-                Fetch::Row(
-                    (0..row.len())
-                        .map(|i| row.get(i).map(str::to_owned))
-                        .collect(),
-                )
-            }
+            Ok(SimpleQueryMessage::Row(row)) => Fetch::Row(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
             Ok(SimpleQueryMessage::CommandComplete(n)) => {
+                pass_notices(notices, &req.reply).await;
                 let done = Fetch::Done {
                     rows: n,
                     has_rows: described,
                 };
                 described = false;
-                let _ = rows;
                 done
             }
             Ok(_) => continue,
             Err(e) => {
+                pass_notices(notices, &req.reply).await;
                 let closed = client.is_closed();
                 let err = if closed {
                     lost()

@@ -288,6 +288,11 @@ async fn postgresql_console_create_query_complete_page_export() {
     wait_text(&mut c, "character varying(40)", T)
         .await
         .expect("\\d describes");
+    // Server notices are shown.
+    run(&mut c, "DROP TABLE IF EXISTS no_such_table_x;").await;
+    wait_text(&mut c, "does not exist, skipping", T)
+        .await
+        .expect("notice");
     run(&mut c, "\\dn").await;
     wait_text(&mut c, "public", T).await.expect("\\dn");
     run(&mut c, "\\x").await;
@@ -420,6 +425,10 @@ async fn mariadb_console_create_query_complete_page_export() {
     let mut c = my(&d, &[]).await;
     wait_text(&mut c, "MariaDB [", T).await.unwrap();
     pager(&mut c, "SELECT seq, md5(seq) FROM seq_1_to_100000;").await;
+    run(&mut c, "DROP TABLE IF EXISTS no_such_table_x;").await;
+    wait_text(&mut c, "1 warning(s)", T)
+        .await
+        .expect("warnings noted");
     run(&mut c, "SHOW TABLES;").await;
     wait_text(&mut c, &t, T).await.expect("SHOW TABLES");
     run(&mut c, &format!("DESCRIBE {t};")).await;
