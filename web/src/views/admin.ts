@@ -1,6 +1,6 @@
 import { api, ApiError, AuditEvent, Connection, Group, ParamSpec, ProtocolSpec, User } from '../api';
 import { field, formatBytes, formatDuration, formatTime, h, icon, protocolIcon, replace, toast } from '../dom';
-import { go, requireUser, Route, shell } from '../main';
+import { go, onLeave, requireUser, Route, shell } from '../main';
 
 const TABS: [string, string][] = [
   ['sessions', 'Live sessions'], ['connections', 'Connections'], ['users', 'Users'],
@@ -55,6 +55,12 @@ async function sessionsView(body: HTMLElement): Promise<void> {
   const list = h('div');
   const refresh = h('button', { type: 'button', class: 'btn', onclick: () => void load() }, icon('refresh'), 'Refresh');
   replace(body, h('div', { class: 'toolbar' }, h('h2', null, 'Live sessions'), refresh), list);
+  // Refresh every 5 s, unless an admin is typing a reason.
+  const timer = window.setInterval(() => {
+    const busy = [...list.querySelectorAll<HTMLInputElement>('.kill-reason')].some((i) => i.value || i === document.activeElement);
+    if (!busy && document.visibilityState === 'visible') void load();
+  }, 5000);
+  onLeave(() => window.clearInterval(timer));
   async function load(): Promise<void> {
     try {
       const sessions = await api.sessions();
