@@ -19,6 +19,8 @@ use crate::{
 const TILE: u32 = 64;
 /// Changed areas this close are sent as one image.
 const MERGE_GAP: u32 = 32;
+/// More changed tiles than this are merged by tile row first.
+const MAX_BOXES: usize = 192;
 /// Dirty rectangles kept between frames (more are merged).
 const MAX_DAMAGE: usize = 64;
 /// Lossy (JPEG) areas remembered for refinement (more are merged).
@@ -639,8 +641,23 @@ impl State {
             })
             .collect();
         let mut merged = Damage::with_gap(usize::MAX, MERGE_GAP);
-        for c in changed {
-            merged.add(c);
+        if changed.len() > MAX_BOXES {
+            // Changes scattered everywhere: one box per tile row keeps the
+            // merge cheap.
+            let mut rows: Vec<Rect> = Vec::new();
+            for c in changed {
+                match rows.iter_mut().find(|r| r.y / TILE == c.y / TILE) {
+                    Some(r) => *r = r.union(&c),
+                    None => rows.push(c),
+                }
+            }
+            for r in rows {
+                merged.add(r);
+            }
+        } else {
+            for c in changed {
+                merged.add(c);
+            }
         }
 
         // Encode (in parallel) and write in order.

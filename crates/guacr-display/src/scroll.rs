@@ -150,7 +150,9 @@ pub(crate) fn detect_and_apply(fb: &Framebuffer, shadow: &mut Framebuffer, r: Re
                 fb_h[i] == sh_h[j] && rows_equal(i, shadow, j)
             };
             if ok {
-                if !rows_equal(i, shadow, i) {
+                // A row the copy fixes (its stripe differs: cheap and enough
+                // for this threshold).
+                if fb_h[i] != sh_h[i] {
                     fixes += 1;
                 }
             } else {

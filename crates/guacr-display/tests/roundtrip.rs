@@ -511,3 +511,25 @@ fn async_frames_and_cancellation() {
         assert_same(&joiner, &d.framebuffer(), "async repaint");
     });
 }
+
+#[test]
+fn scattered_changes_everywhere() {
+    let (w, h) = (1280u32, 1024u32);
+    let mut d = Display::new(DisplayConfig::new(w, h).with_lossless(true)).unwrap();
+    let mut model = Model::new();
+    apply(&mut model, &frame(&mut d));
+    let mut rng = Rng(31337);
+    for round in 0..3 {
+        // A few pixels in every 64x64 tile (320 tiles).
+        for ty in 0..h / 64 {
+            for tx in 0..w / 64 {
+                for _ in 0..3 {
+                    let (x, y) = (tx * 64 + rng.below(64), ty * 64 + rng.below(64));
+                    d.fill(x, y, 1, 1, (rng.next() >> 40) as u32).unwrap();
+                }
+            }
+        }
+        apply(&mut model, &frame(&mut d));
+        assert_same(&model, &d.framebuffer(), &format!("round {round}"));
+    }
+}
