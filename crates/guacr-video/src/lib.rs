@@ -15,10 +15,12 @@ pub mod control;
 pub mod convert;
 pub mod h264;
 pub mod openh264;
+pub mod pipeline;
 pub mod synth;
 
 pub use control::{BitrateController, KeyframeThrottle};
 pub use convert::I420Buffer;
+pub use pipeline::VideoPipeline;
 
 /// Errors from the video layer.
 #[derive(Debug, thiserror::Error)]
