@@ -394,7 +394,14 @@ export async function renderClient(target: Target): Promise<void> {
       const reader = new Guacamole.StringReader(stream);
       let text = '';
       reader.ontext = (t) => { text += t; };
-      reader.onend = () => { clipArea.value = text; hook.clipboard = text; };
+      reader.onend = () => {
+        clipArea.value = text;
+        hook.clipboard = text;
+        // Also to the local clipboard where the browser allows it (secure context, focused page).
+        if (navigator.clipboard && window.isSecureContext && document.hasFocus()) {
+          navigator.clipboard.writeText(text).catch(() => { /* the panel still has it */ });
+        }
+      };
     };
 
     const s = optimalSize();
