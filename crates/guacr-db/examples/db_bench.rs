@@ -120,6 +120,7 @@ async fn main() {
         cols: 100,
         rows: 40,
         export_limit: guacr_db::EXPORT_LIMIT,
+        reconnect: None,
     };
     tokio::spawn(Console::new(cfg, conn, io, Arc::new(NoFiles)).run());
     let mut screen = Vec::new();

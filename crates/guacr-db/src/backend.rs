@@ -129,8 +129,10 @@ pub enum Canceller {
     Postgres(crate::pg::PgCanceller),
     #[cfg(feature = "mysql")]
     MySql(crate::my::MyCanceller),
-    /// The driver cannot cancel (SQL Server through tiberius).
-    Unsupported,
+    /// The driver has no cancel request (SQL Server through tiberius): the
+    /// connection is closed, which makes the server abort the batch, and the
+    /// console reconnects.
+    Disconnect(tokio::task::AbortHandle),
 }
 
 impl Canceller {
@@ -141,12 +143,16 @@ impl Canceller {
             Canceller::Postgres(c) => c.cancel().await,
             #[cfg(feature = "mysql")]
             Canceller::MySql(c) => c.cancel().await,
-            Canceller::Unsupported => Err("this driver cannot cancel a running statement".into()),
+            Canceller::Disconnect(task) => {
+                task.abort();
+                Ok(())
+            }
         }
     }
 
-    pub fn supported(&self) -> bool {
-        !matches!(self, Canceller::Unsupported)
+    /// Whether cancelling closes the connection (the console must reconnect).
+    pub fn disconnects(&self) -> bool {
+        matches!(self, Canceller::Disconnect(_))
     }
 }
 

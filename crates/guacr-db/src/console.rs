@@ -62,6 +62,8 @@ pub struct ConsoleConfig {
     pub rows: u16,
     /// Most CSV bytes kept of the last result for `\export`.
     pub export_limit: usize,
+    /// How to connect again after a cancel that closed the connection (SQL Server).
+    pub reconnect: Option<crate::backend::ConnectSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,7 @@ pub struct Console {
     product: String,
     cancel_task: Option<tokio::task::JoinHandle<Result<(), String>>>,
     gone: bool,
+    reconnect: bool,
 }
 
 enum Flow {
@@ -157,6 +160,7 @@ impl Console {
             db_name: String::new(),
             cancel_task: None,
             gone: false,
+            reconnect: false,
         }
     }
 
@@ -583,14 +587,16 @@ impl Console {
         if self.cancel_task.is_some() {
             return;
         }
-        if !self.conn.canceller.supported() {
-            if reason == CancelReason::User {
-                self.line(
-                    YELLOW,
-                    "This driver cannot cancel a running statement; waiting for it to end.",
-                );
+        if self.conn.canceller.disconnects() {
+            if matches!(reason, CancelReason::Quit | CancelReason::MaxRows) {
+                // Rows are skipped until the end rather than losing the connection.
+                return;
             }
-            return;
+            self.line(
+                YELLOW,
+                "Closing the connection to stop the statement (this driver has no cancel request).",
+            );
+            self.reconnect = true;
         }
         let c = self.conn.canceller.clone();
         self.cancel_task = Some(tokio::spawn(async move { c.cancel().await }));
@@ -721,6 +727,22 @@ impl Console {
             }
         }
         let elapsed = started.elapsed();
+        if std::mem::take(&mut self.reconnect) {
+            self.wait_cancel().await;
+            let Some(settings) = self.cfg.reconnect.clone() else {
+                return Err(SessionError::new(
+                    Status::UpstreamError,
+                    "The connection was closed to stop the statement.",
+                ));
+            };
+            self.line(DIM, "Reconnecting…");
+            self.flush().await?;
+            self.conn = crate::backend::connect(&settings).await?;
+            if self.cfg.kind == Kind::SqlServer && !self.db_name.is_empty() {
+                let use_db = format!("USE [{}]", self.db_name.replace(']', "]]"));
+                let _ = query_all(&self.conn, &use_db).await;
+            }
+        }
         if let Some((stream, buf)) = st.export.take() {
             if !buf.is_empty() {
                 for chunk in buf.chunks(EXPORT_CHUNK) {

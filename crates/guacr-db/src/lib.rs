@@ -183,6 +183,7 @@ async fn run(proto: Database, mut ctx: SessionContext) -> Result<(), SessionErro
         cols: term.cols(),
         rows: term.rows(),
         export_limit: EXPORT_LIMIT,
+        reconnect: Some(settings.clone()),
     };
     let sink = Arc::new(SessionFiles::new(session.clone()));
     tokio::spawn(tracing::Instrument::in_current_span(console::run(

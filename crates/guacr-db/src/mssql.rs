@@ -75,10 +75,10 @@ pub async fn connect(s: &ConnectSettings) -> Result<Connection, SessionError> {
         })?
         .map_err(connect_error)?;
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(tracing::Instrument::in_current_span(serve(client, rx)));
+    let task = tokio::spawn(tracing::Instrument::in_current_span(serve(client, rx)));
     Ok(Connection {
         requests: tx,
-        canceller: Canceller::Unsupported,
+        canceller: Canceller::Disconnect(task.abort_handle()),
         kind: Kind::SqlServer,
     })
 }
@@ -244,6 +244,15 @@ mod tests {
             cell_text(&ColumnData::Bit(Some(true))).as_deref(),
             Some("true")
         );
+    }
+
+    #[tokio::test]
+    async fn cancel_closes_the_connection_task() {
+        let task = tokio::spawn(std::future::pending::<()>());
+        let c = Canceller::Disconnect(task.abort_handle());
+        assert!(c.disconnects());
+        c.cancel().await.unwrap();
+        assert!(task.await.unwrap_err().is_cancelled());
     }
 
     #[tokio::test]

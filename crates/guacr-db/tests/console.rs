@@ -68,6 +68,7 @@ async fn start(files: Arc<Files>) -> Upstream {
         cols: 80,
         rows: 24,
         export_limit: 1024,
+        reconnect: None,
     };
     tokio::spawn(Console::new(cfg, conn, io, files).run());
     up
