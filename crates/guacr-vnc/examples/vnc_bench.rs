@@ -97,7 +97,9 @@ async fn main() -> anyhow::Result<()> {
     c.drain(Duration::from_secs(2)).await?;
     // Focus follows the pointer: keep it over the xterm.
     c.send_mouse(200, 200, 0).await?;
-    c.type_text("clear; i=0; while :; do i=$((i+1)); echo \"$i the quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ\"; done\n")
+    // Every line is indented differently, so consecutive rows never match:
+    // only scroll detection (or re-encoding the screen) can follow it.
+    c.type_text("clear; i=0; while :; do i=$((i+1)); printf '%*d the quick brown fox jumps over the lazy dog %d\\n' $((i%97+1)) $i $((i*7919%100003)); done\n")
         .await?;
     c.drain(Duration::from_secs(2)).await?;
     let (frames0, bytes0) = (c.state().count("sync"), c.state().bytes_received);

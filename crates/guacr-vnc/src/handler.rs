@@ -35,6 +35,10 @@ use crate::settings::{VNC_ARGS, VncSettings};
 const CLIPBOARD_STREAM: i32 = 3;
 /// Delay between connection attempts with `autoretry` (guacd: 1 s).
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the owner has to answer `required` with the credentials.
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a held-back update request is reconsidered while clients lag.
+const LAG_POLL: Duration = Duration::from_millis(10);
 
 /// The `vnc` protocol.
 #[derive(Clone, Default)]
@@ -357,8 +361,15 @@ async fn ask_credentials(
     w.finish();
     session.send_to(&owner.id, &buf);
     let (mut username, mut password) = (None, None);
+    let deadline = Instant::now() + CREDENTIALS_TIMEOUT;
     while (need_username && username.is_none()) || (need_password && password.is_none()) {
-        match events.recv().await {
+        let Ok(ev) = tokio::time::timeout_at(deadline, events.recv()).await else {
+            return Err(SessionError::new(
+                Status::ClientUnauthorized,
+                "The VNC server requires credentials that were not provided in time.",
+            ));
+        };
+        match ev {
             HandlerEvent::Input {
                 user,
                 input: Input::Argv { name, value },
@@ -753,11 +764,23 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
     let mut rbuf = vec![0u8; 256 * 1024];
     let mut events = ctx.events;
     loop {
+        d.schedule();
+        // A due frame goes first: a server streaming without pause must not
+        // starve the timer branch below.
+        if d.deadline.is_some_and(|t| t <= Instant::now()) {
+            d.render(false).await;
+        }
         d.maybe_request_update();
         d.send_resize();
         write_output(&mut conn, &mut d.rfb).await?;
         d.schedule();
-        let deadline = d.deadline;
+        // An update request held back while clients lagged: look again soon
+        // (their `sync` echoes do not wake this task).
+        let deadline = match (d.deadline, d.update_owed && !d.update_pending) {
+            (Some(t), true) => Some(t.min(Instant::now() + LAG_POLL)),
+            (None, true) => Some(Instant::now() + LAG_POLL),
+            (t, false) => t,
+        };
         tokio::select! {
             biased;
             ev = events.recv() => match ev {
@@ -783,7 +806,11 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
                 }
                 fed.map_err(|e| rfb_error(&e))?;
             }
-            _ = sleep_until(deadline), if deadline.is_some() => d.render(false).await,
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                if d.deadline.is_some_and(|t| t <= Instant::now()) {
+                    d.render(false).await;
+                }
+            }
         }
     }
 }

@@ -1077,3 +1077,78 @@ async fn vencrypt_tls() {
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `color-depth=16` quantises colours (close to, but not exactly, the X
+/// picture) and `swap-red-blue` swaps the channels, on coloured content.
+#[tokio::test]
+async fn color_depth_and_swap_red_blue() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xvnc_none;
+    let _g = server.lock.lock().await;
+    // Two coloured bars in the xterm: 256-colour 67 (95,135,175) and 196 (255,0,0).
+    let mut c = vnc_session(&d, server, &[("force-lossless", "true")])
+        .await
+        .unwrap();
+    c.wait_for_frame(T).await.unwrap();
+    fresh_line(&mut c).await;
+    c.type_text("clear; printf '\\e[48;5;67m%60s\\e[0m\\n\\e[48;5;196m%60s\\e[0m\\n' '' ''\n")
+        .await
+        .unwrap();
+    wait_matches_screen(&mut c, &server.display, 0, |_| {})
+        .await
+        .unwrap();
+    let (w, h, x) = x_screenshot(&server.display);
+    assert!(
+        x.chunks_exact(4).any(|p| p[..3] == [255, 0, 0]),
+        "the red bar is on the X screen"
+    );
+    settle_and_disconnect(&mut c).await;
+
+    let mut c = vnc_session(
+        &d,
+        server,
+        &[("force-lossless", "true"), ("color-depth", "16")],
+    )
+    .await
+    .unwrap();
+    wait_matches_screen(&mut c, &server.display, 8, |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("16-bit colour is close to the X picture: {e}"));
+    let (gw, gh, g) = c.display().screenshot();
+    assert!(
+        diff((gw, gh, &g), (w, h, &x), 0).is_err(),
+        "16-bit colour is quantised (95 and 175 are not 5/6-bit exact)"
+    );
+    c.disconnect().await.unwrap();
+
+    let mut c = vnc_session(
+        &d,
+        server,
+        &[("force-lossless", "true"), ("swap-red-blue", "true")],
+    )
+    .await
+    .unwrap();
+    wait_matches_screen(&mut c, &server.display, 0, |px| {
+        for p in px.chunks_exact_mut(4) {
+            p.swap(0, 2);
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("red and blue are swapped: {e}"));
+    c.type_text("clear\n").await.unwrap();
+    settle_and_disconnect(&mut c).await;
+}
+
+/// No password for a server that needs one: the owner is asked with
+/// `required,password` (guacd's behaviour), and the session waits.
+#[tokio::test]
+async fn missing_password_is_requested() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xvnc_auth;
+    let mut c = vnc_session(&d, server, &[("password", "")]).await.unwrap();
+    c.wait_until(T, |s| s.required.iter().any(|r| r == &["password"]))
+        .await
+        .unwrap();
+    assert!(!c.state().closed && c.state().errors.is_empty());
+    c.disconnect().await.unwrap();
+}
