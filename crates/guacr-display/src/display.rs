@@ -591,7 +591,20 @@ impl State {
         // Scroll detection within the changed part of each dirty region.
         let mut search: Vec<Rect> = Vec::new();
         for r in &regions {
-            if let Some(b) = scroll::changed_bounds(&self.fb, &self.shadow, *r) {
+            // Bands of rows compared in parallel.
+            let mut bands = Vec::new();
+            let mut y = r.y;
+            while y < r.bottom() {
+                let h = (r.bottom() - y).min(128);
+                bands.push(Rect::new(r.x, y, r.width, h));
+                y += h;
+            }
+            let (fb, shadow) = (&self.fb, &self.shadow);
+            let b = bands
+                .par_iter()
+                .filter_map(|b| scroll::changed_bounds(fb, shadow, *b))
+                .reduce(Rect::default, |a, b| a.union(&b));
+            if !b.is_empty() {
                 search.push(b);
             }
         }

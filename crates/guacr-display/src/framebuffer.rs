@@ -176,12 +176,10 @@ impl Framebuffer {
         }
         for row in 0..h {
             let s = row as usize * stride;
-            for (d, &p) in self
-                .row_mut(x, y + row, w)
-                .iter_mut()
-                .zip(&src[s..s + w as usize])
-            {
-                *d = p & 0x00FF_FFFF;
+            let dst = self.row_mut(x, y + row, w);
+            dst.copy_from_slice(&src[s..s + w as usize]);
+            for d in dst {
+                *d &= 0x00FF_FFFF;
             }
         }
         Ok(())

@@ -56,23 +56,53 @@ pub(crate) fn hash_row(row: &[u32]) -> u64 {
     out ^ (out >> 32)
 }
 
+/// Index of the first pixel where `a` and `b` differ (chunks compared with
+/// `memcmp` first).
+#[inline]
+fn first_diff(a: &[u32], b: &[u32]) -> Option<usize> {
+    const C: usize = 32;
+    let mut off = 0;
+    for (ca, cb) in a.chunks(C).zip(b.chunks(C)) {
+        if ca != cb {
+            return ca.iter().zip(cb).position(|(p, q)| p != q).map(|i| off + i);
+        }
+        off += ca.len();
+    }
+    None
+}
+
+/// Index of the last pixel where `a` and `b` differ.
+#[inline]
+fn last_diff(a: &[u32], b: &[u32]) -> Option<usize> {
+    const C: usize = 32;
+    let mut end = a.len().min(b.len());
+    while end > 0 {
+        let start = end.saturating_sub(C);
+        let (ca, cb) = (&a[start..end], &b[start..end]);
+        if ca != cb {
+            return ca
+                .iter()
+                .zip(cb)
+                .rposition(|(p, q)| p != q)
+                .map(|i| start + i);
+        }
+        end = start;
+    }
+    None
+}
+
 /// The tight bounding box of the pixels of `r` that differ between `a` and `b`.
 pub(crate) fn changed_bounds(a: &Framebuffer, b: &Framebuffer, r: Rect) -> Option<Rect> {
     let (mut x0, mut x1, mut y0, mut y1) = (u32::MAX, 0u32, u32::MAX, 0u32);
     for y in r.y..r.bottom() {
         let ra = a.row(r.x, y, r.width);
         let rb = b.row(r.x, y, r.width);
-        if ra == rb {
+        let Some(first) = first_diff(ra, rb) else {
             continue;
-        }
-        let first = ra.iter().zip(rb).position(|(p, q)| p != q).unwrap_or(0) as u32;
-        let last = ra
-            .iter()
-            .zip(rb)
-            .rposition(|(p, q)| p != q)
-            .unwrap_or(ra.len().saturating_sub(1)) as u32;
-        x0 = x0.min(r.x + first);
-        x1 = x1.max(r.x + last + 1);
+        };
+        let last = last_diff(ra, rb).unwrap_or(first);
+        x0 = x0.min(r.x + first as u32);
+        x1 = x1.max(r.x + last as u32 + 1);
         y0 = y0.min(y);
         y1 = y.max(y1);
     }
@@ -202,6 +232,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn diff_positions() {
+        let a: Vec<u32> = (0..100).collect();
+        let mut b = a.clone();
+        assert_eq!((first_diff(&a, &b), last_diff(&a, &b)), (None, None));
+        b[0] = 1000;
+        b[70] = 1000;
+        assert_eq!((first_diff(&a, &b), last_diff(&a, &b)), (Some(0), Some(70)));
+        b[0] = 0;
+        b[99] = 5;
+        assert_eq!(
+            (first_diff(&a, &b), last_diff(&a, &b)),
+            (Some(70), Some(99))
+        );
     }
 
     #[test]
