@@ -558,3 +558,52 @@ async fn tls_required_against_a_server_without_tls_is_refused() {
         .await
         .expect("prefer connects");
 }
+
+#[tokio::test]
+async fn shared_console_viewers_see_results_but_get_no_exports() {
+    let d = TestDaemon::start().await;
+    pg_setup();
+    let host = var("GUACR_TEST_PG_HOST");
+    let port = var("GUACR_TEST_PG_PORT");
+    let params = [
+        ("hostname", host.as_str()),
+        ("port", port.as_str()),
+        ("username", PG_USER),
+        ("password", PG_PASS),
+        ("database", PG_DB),
+    ];
+    let mut owner = d.client().await;
+    let id = owner
+        .handshake("postgresql", &client_info(1024, 640), &params)
+        .await
+        .unwrap();
+    wait_text(&mut owner, "=>", T).await.unwrap();
+    let mut viewer = d.client().await;
+    viewer
+        .handshake(&id, &client_info(1024, 640), &[("read-only", "true")])
+        .await
+        .unwrap();
+    wait_text(&mut viewer, "=>", T)
+        .await
+        .expect("viewer sees the console");
+    // The viewer's keys are ignored.
+    viewer.type_text("SELECT 'from-viewer';").await.unwrap();
+    viewer.press_key(keysym::RETURN).await.unwrap();
+    run(&mut owner, "SELECT 'shared-' || 7 * 6 AS shown;").await;
+    wait_text(&mut viewer, "shared-42", T)
+        .await
+        .expect("viewer sees results");
+    run(&mut owner, "\\export").await;
+    wait_text(&mut owner, "Exported 1 rows", T).await.unwrap();
+    owner
+        .wait_until(T, |s| s.streams.iter().any(|f| f.kind == "file"))
+        .await
+        .expect("owner gets the file");
+    viewer.drain(Duration::from_millis(500)).await.unwrap();
+    assert!(
+        viewer.state().streams.is_empty(),
+        "read-only viewers get no exports"
+    );
+    let screen = Glyphs::get().read(&owner);
+    assert_eq!(count_lines(&screen, "from-viewer"), 0, "{screen:?}");
+}
