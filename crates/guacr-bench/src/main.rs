@@ -7,6 +7,7 @@ mod bench;
 mod procmem;
 mod report;
 mod soak;
+mod ws;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -77,12 +78,20 @@ enum Cmd {
     /// Connect → first frame → disconnect, many times: does the daemon's
     /// RSS return to its baseline, do its fds leak?
     Cycles(soak::CyclesArgs),
+    /// Keystroke echo over the web gateway's WebSocket tunnel vs TCP 4822
+    /// (alternating, same daemon; sessions opened with a signed token).
+    WsKeystroke(ws::WsKeystrokeArgs),
+    /// Many concurrent idle WebSocket sessions: daemon memory and CPU.
+    WsIdle(ws::WsIdleArgs),
 }
 
 impl Cmd {
     /// Whether the subcommand opens SSH sessions (and so needs a password).
     fn needs_ssh(&self) -> bool {
-        !matches!(self, Cmd::Upstream(_) | Cmd::Scale(_) | Cmd::Cycles(_))
+        !matches!(
+            self,
+            Cmd::Upstream(_) | Cmd::Scale(_) | Cmd::Cycles(_) | Cmd::WsIdle(_)
+        )
     }
 }
 
@@ -165,6 +174,8 @@ fn main() -> anyhow::Result<()> {
             Cmd::Upstream(a) => soak::upstream(a).await,
             Cmd::Scale(a) => soak::scale(&target, a).await,
             Cmd::Cycles(a) => soak::cycles(&target, a).await,
+            Cmd::WsKeystroke(a) => ws::ws_keystroke(&target, a).await,
+            Cmd::WsIdle(a) => ws::ws_idle(&target, a).await,
         }
     })?;
     if cli.json {

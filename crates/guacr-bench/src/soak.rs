@@ -48,7 +48,7 @@ pub struct UpstreamTarget {
 }
 
 impl UpstreamTarget {
-    async fn start(&self) -> anyhow::Result<()> {
+    pub(crate) async fn start(&self) -> anyhow::Result<()> {
         if self.spawn_upstream {
             let l = TcpListener::bind(self.upstream.as_str())
                 .await
@@ -59,7 +59,7 @@ impl UpstreamTarget {
     }
 
     /// The telnet parameters: no username/password, so no login automation.
-    fn params(&self, t: &Target) -> anyhow::Result<Vec<(&'static str, String)>> {
+    pub(crate) fn params(&self, t: &Target) -> anyhow::Result<Vec<(&'static str, String)>> {
         let (host, port) = self
             .upstream
             .rsplit_once(':')

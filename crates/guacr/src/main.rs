@@ -60,6 +60,10 @@ enum Command {
     /// Recording tools.
     #[command(subcommand)]
     Recording(RecordingCommand),
+    /// Signed connection tokens (embedding a connection without a login).
+    #[cfg(feature = "web")]
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Creates the database and the first admin (prints its one-time password once).
     Init(guacr::store_cli::InitArgs),
     /// Web gateway users: add, passwd, list.
@@ -68,6 +72,79 @@ enum Command {
     /// Web gateway connections: add, list, import (Guacamole user-mapping.xml).
     #[command(subcommand)]
     Connection(guacr::store_cli::ConnectionCommand),
+}
+
+#[cfg(feature = "web")]
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Prints an HS256 token for `/#/client?token=…` (secret: `[web] token_secret`,
+    /// `token_secret_file` or env GUACR_TOKEN_SECRET).
+    Create {
+        /// A stored connection id…
+        #[arg(long, conflicts_with = "protocol")]
+        connection: Option<String>,
+        /// …or a protocol with `--param NAME=VALUE` parameters.
+        #[arg(long)]
+        protocol: Option<String>,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 300)]
+        ttl: u64,
+        /// View only.
+        #[arg(long)]
+        read_only: bool,
+        /// A label for the audit log (`sub`).
+        #[arg(long)]
+        sub: Option<String>,
+        /// Configuration file (default /etc/guacr/guacr.toml when it exists).
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[cfg(feature = "web")]
+fn run_token(cmd: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Create {
+        connection,
+        protocol,
+        params,
+        ttl,
+        read_only,
+        sub,
+        config,
+    } = cmd;
+    let cfg = match config {
+        Some(p) => Config::load(&p)?,
+        None if std::path::Path::new(guacr::config::DEFAULT_CONFIG).exists() => {
+            Config::load(std::path::Path::new(guacr::config::DEFAULT_CONFIG))?
+        }
+        None => Config::default(),
+    };
+    let secret = guacr::web::token_secret(&cfg)?.ok_or_else(|| {
+        anyhow::anyhow!("no token secret: set [web] token_secret or GUACR_TOKEN_SECRET")
+    })?;
+    if connection.is_none() && protocol.is_none() {
+        anyhow::bail!("pass --connection ID or --protocol NAME");
+    }
+    let params = params
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("--param {p:?} is not NAME=VALUE"))
+        })
+        .collect::<anyhow::Result<std::collections::BTreeMap<_, _>>>()?;
+    let claims = guacr_web::token::Claims {
+        exp: guacr_web::token::now_secs() + ttl,
+        iat: 0,
+        sub,
+        connection,
+        params: protocol.is_some().then_some(params),
+        protocol,
+        read_only: read_only.then_some(true),
+    };
+    print_out(&format!("{}\n", guacr_web::token::create(&secret, claims)?))
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +299,8 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 fn run_command(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Recording(r) => run_recording(r),
+        #[cfg(feature = "web")]
+        Command::Token(t) => run_token(t),
         // Dispatched in `main` with the configuration file.
         Command::Init(_) | Command::User(_) | Command::Connection(_) => {
             anyhow::bail!("store commands are run from main")
@@ -372,10 +451,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         if guacr::web::enabled(&web_cfg, gateway_mode) {
             let store = guacr::web::open_store().await?;
             if let Some(password) = store.ensure_admin().await? {
-                println!(
-                    "guacr: first run: created user \"{}\" with one-time password: {password}",
-                    guacr_store::DEFAULT_ADMIN
-                );
+                guacr::web::announce_first_admin(&password, web_cfg.daemon.foreground);
             }
             let web = guacr::web::bind(&web_cfg, state.clone(), store).await?;
             if let Some(a) = web.local_addr() {

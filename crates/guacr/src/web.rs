@@ -646,3 +646,34 @@ pub async fn open_store() -> anyhow::Result<Store> {
     };
     Ok(Store::open(&url, Some(key)).await?)
 }
+
+/// Shows the first admin's one-time password: on standard output in the
+/// foreground; daemonized (stdout is /dev/null), in a 0600 file in the data
+/// directory, whose path is logged (never the password).
+pub fn announce_first_admin(password: &str, foreground: bool) {
+    if foreground {
+        println!(
+            "guacr: first run: created user \"{}\" with one-time password: {password}",
+            guacr_store::DEFAULT_ADMIN
+        );
+        return;
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir().join("initial-admin-password");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{} {password}", guacr_store::DEFAULT_ADMIN));
+    match written {
+        Ok(()) => tracing::warn!(
+            "first run: created user \"{}\"; its one-time password is in {}",
+            guacr_store::DEFAULT_ADMIN,
+            path.display()
+        ),
+        Err(e) => tracing::error!("cannot write {}: {e}", path.display()),
+    }
+}

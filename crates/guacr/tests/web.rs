@@ -1284,3 +1284,39 @@ async fn static_files_spa_fallback_and_security_headers() {
     assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
     gw.stop().await;
 }
+
+#[test]
+fn cli_token_create_prints_a_verifiable_token() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guacr"))
+        .args([
+            "token",
+            "create",
+            "--connection",
+            "42",
+            "--ttl",
+            "120",
+            "--sub",
+            "portal",
+        ])
+        .env("GUACR_TOKEN_SECRET", "cli-secret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = guacr_web::token::verify(b"cli-secret", token.trim()).unwrap();
+    assert_eq!(claims.connection.as_deref(), Some("42"));
+    assert_eq!(claims.sub.as_deref(), Some("portal"));
+    assert!(claims.exp <= guacr_web::token::now_secs() + 120);
+    assert!(guacr_web::token::verify(b"other", token.trim()).is_err());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guacr"))
+        .args(["token", "create", "--connection", "42"])
+        .env_remove("GUACR_TOKEN_SECRET")
+        .args(["-c", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no secret, no token");
+}
