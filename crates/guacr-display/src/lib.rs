@@ -45,6 +45,16 @@
 //!   [`DisplayConfig::jpeg_quality_max`] (no lag) down to
 //!   [`DisplayConfig::jpeg_quality_min`] (≥ 1 s behind).
 //! * [`Display::invalidate`] repaints everything at the next frame.
+//! * Lossless refinement: JPEG areas are resent as PNG once unchanged for
+//!   [`REFINE_AFTER`] ([`Display::set_refine_after`]). [`Display::has_changes`]
+//!   turns true when one is due; [`Display::next_refinement`] says when, so
+//!   an idle handler should wake up then and take a frame.
+//! * Also: [`Display::width`]/[`Display::height`], [`Display::framebuffer`]
+//!   (a copy) / [`Display::with_framebuffer`], [`Display::set_image_mimetypes`]
+//!   and [`Display::set_lossless`] (e.g. when users with other capabilities
+//!   join), [`Display::full_repaint_async`], [`FrameStats`] (what a frame
+//!   contained: bytes, copies, scrolls, fills, PNGs, JPEGs, refinements...),
+//!   [`Damage`] and [`Rect`] (bounded dirty-rectangle list), [`Framebuffer`].
 //!
 //! # Per frame
 //! 1. `size` of layer 0 if the desktop was resized.
@@ -79,7 +89,7 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use display::{Display, FrameStats};
+pub use display::{Display, FrameStats, REFINE_AFTER};
 pub use framebuffer::{Framebuffer, PixelFormat, check_size, rgb, split_rgb};
 pub use pool::EncodePool;
 pub use rect::{Damage, Rect};

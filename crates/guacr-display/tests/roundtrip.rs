@@ -533,3 +533,18 @@ fn scattered_changes_everywhere() {
         assert_same(&model, &d.framebuffer(), &format!("round {round}"));
     }
 }
+
+#[test]
+fn display_and_its_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn sync<T: Send + Sync>() {}
+    sync::<Display>();
+    sync::<guacr_display::EncodePool>();
+    let mut d = Display::new(DisplayConfig::new(8, 8)).unwrap();
+    let mut out = Vec::new();
+    let fut = d.take_frame_async(&mut out);
+    send(&fut);
+    drop(fut);
+    let fut = d.full_repaint_async(&mut out);
+    send(&fut);
+}
