@@ -91,7 +91,7 @@ use std::time::Duration;
 
 pub use display::{Display, FrameStats, REFINE_AFTER};
 pub use framebuffer::{Framebuffer, PixelFormat, check_size, rgb, split_rgb};
-pub use pool::EncodePool;
+pub use pool::{EncodePool, SHARED_POOL_MAX_THREADS};
 pub use rect::{Damage, Rect};
 
 use guacr_protocol::Status;
