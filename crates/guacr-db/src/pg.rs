@@ -46,6 +46,15 @@ impl PgCanceller {
     }
 }
 
+/// Whether an error means the session's connection is over: closed, or a
+/// FATAL/PANIC from the server (which closes it right after).
+fn connection_gone(client: &Client, e: &tokio_postgres::Error) -> bool {
+    client.is_closed()
+        || e.is_closed()
+        || e.as_db_error()
+            .is_some_and(|d| matches!(d.severity(), "FATAL" | "PANIC"))
+}
+
 /// Formats an error like psql (`ERROR:  message`, then DETAIL/HINT).
 pub fn format_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -224,7 +233,7 @@ async fn run(client: &Client, req: Request, notices: &mut mpsc::UnboundedReceive
     let stream = match client.simple_query_raw(&req.sql).await {
         Ok(s) => s,
         Err(e) => {
-            let closed = client.is_closed();
+            let closed = connection_gone(client, &e);
             let err = if closed {
                 lost()
             } else {
@@ -259,7 +268,7 @@ async fn run(client: &Client, req: Request, notices: &mut mpsc::UnboundedReceive
             Ok(_) => continue,
             Err(e) => {
                 pass_notices(notices, &req.reply).await;
-                let closed = client.is_closed();
+                let closed = connection_gone(client, &e);
                 let err = if closed {
                     lost()
                 } else {
