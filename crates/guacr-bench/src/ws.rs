@@ -92,11 +92,8 @@ async fn open_ws(web: &str, query: &str) -> anyhow::Result<WsClient> {
     tokio::spawn(async move {
         while let Some(Ok(m)) = source.next().await {
             match m {
-                Message::Text(t) => {
-                    if pw.write_all(t.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Text(t) if pw.write_all(t.as_bytes()).await.is_err() => break,
+                Message::Text(_) => {}
                 Message::Close(_) => break,
                 _ => {}
             }

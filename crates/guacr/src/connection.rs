@@ -407,6 +407,9 @@ impl std::fmt::Debug for TunnelRequest {
     }
 }
 
+/// Called with the session once a tunnel's session exists.
+pub type OnReady = Box<dyn FnOnce(&Arc<Session>) + Send>;
+
 /// Serves an already-authorised tunnel (WebSocket or HTTP): starts or joins
 /// the session without a client-side handshake, reports the session id to
 /// `on_ready`, then relays like [`serve`]. Refusals reach the client as
@@ -417,7 +420,7 @@ pub async fn serve_tunnel<S>(
     peer: String,
     admitted: Result<IpGuard, Rejection>,
     request: TunnelRequest,
-    on_ready: Box<dyn FnOnce(&Arc<Session>) + Send>,
+    on_ready: OnReady,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -435,7 +438,7 @@ async fn serve_tunnel_split<R, W>(
     peer: String,
     admitted: Result<IpGuard, Rejection>,
     request: TunnelRequest,
-    on_ready: Box<dyn FnOnce(&Arc<Session>) + Send>,
+    on_ready: OnReady,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

@@ -449,7 +449,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::watch::channel(false);
         #[cfg(feature = "web")]
         if guacr::web::enabled(&web_cfg, gateway_mode) {
-            let store = guacr::web::open_store().await?;
+            // The same database as `guacr init|user|connection` ([database]).
+            let store = guacr::store_cli::open_store(&web_cfg, None).await?;
             if let Some(password) = store.ensure_admin().await? {
                 guacr::web::announce_first_admin(&password, web_cfg.daemon.foreground);
             }

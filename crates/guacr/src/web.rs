@@ -604,49 +604,6 @@ impl guacr_web::Directory for StoreDirectory {
     }
 }
 
-/// Where the gateway keeps its SQLite database and secret key when no
-/// `[database]` configuration says otherwise: `$GUACR_DATA_DIR`, else
-/// `/var/lib/guacr` for root, else `~/.local/share/guacr`.
-pub fn data_dir() -> std::path::PathBuf {
-    if let Some(d) = std::env::var_os("GUACR_DATA_DIR") {
-        return d.into();
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return "/var/lib/guacr".into();
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => std::path::PathBuf::from(h).join(".local/share/guacr"),
-        None => "/tmp/guacr".into(),
-    }
-}
-
-/// Opens the store for the web gateway: `GUACR_DATABASE_URL` or a SQLite
-/// file in [`data_dir`]; the secret key from `GUACR_SECRET_KEY` or
-/// `<data_dir>/secret.key` (created on first run).
-pub async fn open_store() -> anyhow::Result<Store> {
-    let dir = data_dir();
-    let url = match std::env::var("GUACR_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-            format!("sqlite://{}", dir.join("guacr.db").display())
-        }
-    };
-    let key = match std::env::var("GUACR_SECRET_KEY") {
-        Ok(k) if !k.is_empty() => guacr_store::SecretKey::parse(&k)?,
-        _ => {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-            guacr_store::SecretKey::load_or_create(&dir.join("secret.key"))?
-        }
-    };
-    Ok(Store::open(&url, Some(key)).await?)
-}
-
 /// Shows the first admin's one-time password: on standard output in the
 /// foreground; daemonized (stdout is /dev/null), in a 0600 file in the data
 /// directory, whose path is logged (never the password).
@@ -660,7 +617,7 @@ pub fn announce_first_admin(password: &str, foreground: bool) {
     }
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir().join("initial-admin-password");
+    let path = crate::store_cli::data_dir().join("initial-admin-password");
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

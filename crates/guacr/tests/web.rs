@@ -3,6 +3,7 @@
 //! CSRF, throttling, lockout, permissions, admin kill, share links, signed
 //! connection tokens, OIDC against an in-test provider, and bad input.
 #![cfg(feature = "web")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -288,15 +289,15 @@ fn ws_client(ws: Ws) -> GuacClient<guacr_web::stream::TunnelStream> {
     tokio::spawn(async move {
         while let Some(Ok(m)) = source.next().await {
             match m {
-                Message::Text(t) => {
+                Message::Text(t)
                     if to_core
                         .send(bytes::Bytes::copy_from_slice(t.as_bytes()))
                         .await
-                        .is_err()
-                    {
-                        break;
-                    }
+                        .is_err() =>
+                {
+                    break;
                 }
+                Message::Text(_) => {}
                 Message::Close(_) => break,
                 _ => {}
             }
@@ -1037,12 +1038,15 @@ struct Provider {
     _dir: TempDir,
 }
 
+/// An issued code: (nonce, PKCE challenge, client id).
+type Grant = (String, String, String);
+
 #[derive(Clone)]
 struct ProviderState {
     issuer: String,
     key_pem: Vec<u8>,
     jwks: Value,
-    codes: Arc<Mutex<HashMap<String, (String, String, String)>>>,
+    codes: Arc<Mutex<HashMap<String, Grant>>>,
     user: String,
 }
 
