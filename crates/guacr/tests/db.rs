@@ -128,6 +128,46 @@ async fn ctrl(c: &mut GuacClient<TcpStream>, key: char) {
         .unwrap();
 }
 
+/// Waits until the server runs a statement starting with `prefix` (so a
+/// cancel cannot arrive before it), asking with the server's own client.
+async fn wait_running(mysql: bool, prefix: &str) {
+    for _ in 0..200 {
+        let out = if mysql {
+            std::process::Command::new("mariadb")
+                .args(["--no-defaults", "-N", "-B", "-h"])
+                .arg(var("GUACR_TEST_MYSQL_HOST"))
+                .arg("-P")
+                .arg(var("GUACR_TEST_MYSQL_PORT"))
+                .arg("-u")
+                .arg(var("GUACR_TEST_MYSQL_USER"))
+                .arg(format!("-p{}", var("GUACR_TEST_MYSQL_PASSWORD")))
+                .arg("-e")
+                .arg(format!(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '{prefix}%'"
+                ))
+                .output()
+        } else {
+            std::process::Command::new("psql")
+                .arg(var("GUACR_TEST_PG_URL"))
+                .args(["-X", "-A", "-t", "-c"])
+                .arg(format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '{prefix}%' AND state = 'active'"
+                ))
+                .output()
+        }
+        .expect("the database client (psql / mariadb) must be installed");
+        let running: u32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if running >= 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{prefix} never ran on the server");
+}
+
 /// A table name unique to this test run.
 fn table(tag: &str) -> String {
     format!("{tag}_{}", std::process::id())
@@ -356,7 +396,7 @@ async fn postgresql_ctrl_c_cancels_on_the_server() {
     let mut c = pg(&d, &[]).await;
     wait_text(&mut c, "=>", T).await.unwrap();
     run(&mut c, "SELECT pg_sleep(30);").await;
-    c.drain(Duration::from_millis(500)).await.unwrap();
+    wait_running(false, "SELECT pg_sleep(30)").await;
     ctrl(&mut c, 'c').await;
     wait_text(&mut c, "canceling statement due to user request", T)
         .await
@@ -465,7 +505,7 @@ async fn mariadb_ctrl_c_cancels_on_the_server() {
     let mut c = my(&d, &[]).await;
     wait_text(&mut c, "MariaDB [", T).await.unwrap();
     run(&mut c, "SELECT SLEEP(30) AS slept;").await;
-    c.drain(Duration::from_millis(500)).await.unwrap();
+    wait_running(true, "SELECT SLEEP(30)").await;
     ctrl(&mut c, 'c').await;
     wait_text(&mut c, "Cancel request sent", T)
         .await
