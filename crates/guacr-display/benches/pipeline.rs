@@ -7,8 +7,9 @@
 //! * `photo/*`: every frame the whole screen changes to a new photographic
 //!   picture (smooth gradients + noise).
 //!
-//! Modes: `lossless` (force-lossless: PNG/cfill only) and `adaptive`
-//! (`image/jpeg` announced, quality 90 at no lag).
+//! Modes: `lossless` (force-lossless: PNG/cfill only), `adaptive`
+//! (`image/jpeg` announced, quality 90 at no lag) and, for photos,
+//! `adaptive_lagging` (client 2 s behind: quality 40).
 //!
 //! Besides criterion's time per frame, each case prints frames/s, bytes per
 //! frame and CPU cores used (process CPU time / wall time over 3 s).
@@ -266,9 +267,14 @@ fn photo(c: &mut Criterion) {
     let pics = photos(4);
     let mut g = c.benchmark_group("photo");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
-    for lossless in [false, true] {
-        let mode = if lossless { "lossless" } else { "adaptive" };
+    for (mode, lossless, lag) in [
+        ("adaptive", false, Duration::ZERO),
+        ("adaptive_lagging", false, Duration::from_secs(2)),
+        ("lossless", true, Duration::ZERO),
+    ] {
         let mut d = Display::new(config(lossless)).unwrap();
+        // A client more than 1 s behind: JPEG quality at its minimum (40).
+        d.set_lag(lag);
         let mut out = Vec::new();
         let mut k = 0usize;
         let mut step = || {
