@@ -117,6 +117,7 @@ export class Guacr {
       '[admin]', `bind = "127.0.0.1:${this.adminPort}"`,
       '[web]', 'enabled = true', `bind = "127.0.0.1:${this.webPort}"`, `assets = ${JSON.stringify(assets)}`,
       `token_secret = ${JSON.stringify(this.tokenSecret)}`,
+      `recordings_dir = ${JSON.stringify(this.recordings)}`,
       '[database]', `url = ${JSON.stringify(this.dbUrl)}`,
       '[[web.oidc]]', 'id = "testidp"', 'label = "Sign in with Test IdP"', `issuer = ${JSON.stringify(this.oidc.issuer)}`,
       `client_id = ${JSON.stringify(this.oidc.clientId)}`, `client_secret = ${JSON.stringify(this.oidc.clientSecret)}`,

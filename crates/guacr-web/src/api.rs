@@ -191,7 +191,7 @@ pub async fn authed(
     Ok(a)
 }
 
-async fn admin(
+pub(crate) async fn admin(
     app: &App,
     method: &Method,
     headers: &HeaderMap,
@@ -252,6 +252,15 @@ pub fn routes() -> Router<Arc<App>> {
                 .delete(admin_delete_group),
         )
         .route("/api/admin/audit", get(admin_audit))
+        .route("/api/admin/recordings", get(crate::recordings::list))
+        .route(
+            "/api/admin/recordings/{name}",
+            get(crate::recordings::download),
+        )
+        .route(
+            "/api/admin/recordings/{name}/keys",
+            get(crate::recordings::keys),
+        )
         .route("/api/{*rest}", axum::routing::any(api_not_found))
 }
 

@@ -14,6 +14,7 @@ pub mod api;
 pub mod directory;
 pub mod gateway;
 pub mod oidc;
+pub mod recordings;
 pub mod stream;
 pub mod token;
 pub mod tunnel;
@@ -62,6 +63,9 @@ pub struct WebOptions {
     pub oidc: Vec<OidcProvider>,
     /// The externally visible base URL (for OIDC redirects), e.g. `https://gw.example`.
     pub public_url: Option<String>,
+    /// Where the web player finds `.guac` recordings (normally the `recording-path`
+    /// of the connections); `None`: the recordings API lists nothing.
+    pub recordings_dir: Option<PathBuf>,
 }
 
 impl Default for WebOptions {
@@ -79,6 +83,7 @@ impl Default for WebOptions {
             share_ttl: Duration::from_secs(3600),
             oidc: Vec::new(),
             public_url: None,
+            recordings_dir: None,
         }
     }
 }

@@ -84,6 +84,9 @@ pub struct WebSection {
     pub max_message_bytes: usize,
     /// External base URL, e.g. "https://gw.example.com" (OIDC redirect URIs).
     pub public_url: Option<String>,
+    /// Where the web player finds `.guac` recordings (normally the `recording-path`
+    /// your connections use).
+    pub recordings_dir: Option<PathBuf>,
     /// OpenID Connect providers.
     pub oidc: Vec<OidcSection>,
 }
@@ -122,6 +125,7 @@ impl Default for WebSection {
             login_per_user_per_minute: 10,
             max_message_bytes: 1 << 20,
             public_url: None,
+            recordings_dir: None,
             oidc: Vec::new(),
         }
     }

@@ -164,6 +164,7 @@ pub fn options(cfg: &Config) -> anyhow::Result<WebOptions> {
             })
             .collect(),
         public_url: w.public_url.clone(),
+        recordings_dir: w.recordings_dir.clone(),
     })
 }
 

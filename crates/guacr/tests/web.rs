@@ -1324,3 +1324,81 @@ fn cli_token_create_prints_a_verifiable_token() {
         .unwrap();
     assert!(!out.status.success(), "no secret, no token");
 }
+
+#[tokio::test]
+async fn recordings_api_lists_serves_and_audits_for_admins_only() {
+    let rec_dir = temp_dir("recordings");
+    let dir = rec_dir.0.clone();
+    let gw = gateway(|c| c.web.recordings_dir = Some(dir.clone())).await;
+    let frames = "4.size,1.0,2.64,2.32;3.key,5.65307,1.1,3.100;3.key,5.65307,1.0,3.120;\
+                  3.key,3.104,1.1,3.130;3.key,3.104,1.0,3.140;4.sync,3.150;";
+    std::fs::write(dir.join("session-a"), frames).unwrap();
+    std::fs::write(dir.join("enc"), b"GUACRENC1\x00\x01rest").unwrap();
+    std::fs::write(dir.join("typescript"), b"[BEGIN TYPESCRIPT]\nx").unwrap();
+    std::fs::write(dir.join("typescript.timing"), b"0.1 1\n").unwrap();
+
+    let bob = Browser::logged_in(&gw, "bob", BOB_PW).await;
+    assert_eq!(bob.get_json("/api/admin/recordings").await.0, 403);
+    assert_eq!(bob.get_json("/api/admin/recordings/session-a").await.0, 403);
+
+    let admin = Browser::logged_in(&gw, "admin", ADMIN_PW).await;
+    let (status, list) = admin.get_json("/api/admin/recordings").await;
+    assert_eq!(status, 200);
+    let mut names: Vec<(String, bool, u64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["encrypted"].as_bool().unwrap(),
+                r["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("enc".to_owned(), true, 15),
+            ("session-a".to_owned(), false, frames.len() as u64)
+        ],
+        "typescripts and timing files are not recordings"
+    );
+    let res = admin
+        .req(reqwest::Method::GET, "/api/admin/recordings/session-a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), frames);
+    let (status, keys) = admin.get_json("/api/admin/recordings/session-a/keys").await;
+    assert_eq!(status, 200);
+    let keys = keys["keys"].as_str().unwrap();
+    assert!(keys.contains('h'), "key log has the typed key: {keys:?}");
+    // Encrypted: refused with a reason; traversal and unknown names: refused.
+    let (status, body) = admin.get_json("/api/admin/recordings/enc").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("conflict")));
+    assert_eq!(admin.get_json("/api/admin/recordings/.hidden").await.0, 400);
+    assert_eq!(
+        admin
+            .get_json("/api/admin/recordings/..%2F..%2Fetc%2Fpasswd")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        admin.get_json("/api/admin/recordings/typescript").await.0,
+        404
+    );
+    assert_eq!(admin.get_json("/api/admin/recordings/missing").await.0, 404);
+    let views = gw.audit("recording.view").await;
+    assert_eq!(
+        views.len(),
+        2,
+        "download and key log are audited: {views:?}"
+    );
+    assert!(views.iter().all(|v| v.username.as_deref() == Some("admin")
+        && v.recording_path.as_deref() == Some("session-a")));
+    gw.stop().await;
+}
