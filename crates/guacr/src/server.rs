@@ -98,7 +98,9 @@ impl ServerState {
             registry: Registry::new(),
             protocols: RwLock::new(Arc::new(by_name(protocols))),
             protocol_factory: None,
-            mutable_params: &["color-scheme", "font-name", "font-size"],
+            // Terminal settings, and credentials a handler asked for with `required`
+            // (handlers ignore credentials they did not ask for).
+            mutable_params: &["color-scheme", "font-name", "font-size", "username", "password"],
             shutting_down: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             tls: RwLock::new(None),

@@ -1150,5 +1150,10 @@ async fn missing_password_is_requested() {
         .await
         .unwrap();
     assert!(!c.state().closed && c.state().errors.is_empty());
+    // The owner answers with an `argv` stream, as guacamole-common-js does.
+    let pw = server.password.clone().expect("password server");
+    c.send_argv("password", &pw).await.unwrap();
+    c.wait_until(T, |s| s.count("img") > 0).await.unwrap();
+    assert!(c.state().errors.is_empty(), "{}", c.state().summary());
     c.disconnect().await.unwrap();
 }
