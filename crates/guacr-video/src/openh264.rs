@@ -40,6 +40,8 @@ pub struct OpenH264Encoder {
     /// Created at the first frame and again when the picture size changes
     /// (a new encoder starts with an IDR and the current bitrate).
     encoder: Option<Encoder>,
+    /// Whether `encoder` has encoded a frame (openh264 initialises then).
+    initialised: bool,
     dims: (u32, u32),
     yuv: I420Buffer,
     bitrate: u32,
@@ -78,6 +80,7 @@ impl OpenH264Encoder {
         let bitrate = prefs.start_bitrate.clamp(MIN_BITRATE, prefs.max_bitrate);
         let enc = OpenH264Encoder {
             encoder: None,
+            initialised: false,
             dims: (0, 0),
             yuv: I420Buffer::default(),
             bitrate,
@@ -115,8 +118,8 @@ impl OpenH264Encoder {
     }
 
     fn apply_bitrate(&mut self) -> Result<(), VideoError> {
-        let Some(encoder) = self.encoder.as_mut() else {
-            return Ok(()); // used when the encoder is created
+        let Some(encoder) = self.encoder.as_mut().filter(|_| self.initialised) else {
+            return Ok(()); // used when the encoder is created / initialised
         };
         let mut info = openh264_sys2::SBitrateInfo {
             iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
@@ -181,6 +184,7 @@ impl VideoEncoder for OpenH264Encoder {
                 let e = Encoder::with_api_config(OpenH264API::from_source(), config)
                     .map_err(unavailable)?;
                 self.dims = (w, h);
+                self.initialised = false;
                 slot.insert(e)
             }
         };
@@ -191,6 +195,7 @@ impl VideoEncoder for OpenH264Encoder {
             backend: NAME,
             reason: e.to_string(),
         })?;
+        self.initialised = true;
         let keyframe = match bs.frame_type() {
             FrameType::Skip => return Ok(None),
             FrameType::IDR => true,

@@ -310,3 +310,40 @@ fn output_rate_respects_the_ceiling() {
         "{bps:.0} bit/s exceeds 1.5× the {ceiling} ceiling"
     );
 }
+
+/// Lowering the bitrate mid-stream takes effect: scrolling text that
+/// needs ~1.6 Mbit/s drops markedly (openh264 skips frames and raises QP).
+/// openh264 alone overshoots a low target on scrolling text (~2× at
+/// 500 kbit/s), which is why `VideoPipeline` enforces the ceiling itself.
+#[test]
+fn bitrate_change_takes_effect() {
+    let (w, h) = (1280, 720);
+    let mut enc =
+        OpenH264Encoder::new(&prefs(12_000_000, 12_000_000)).unwrap_or_else(|e| panic!("{e}"));
+    // `frames` frames at the nominal 30 fps; returns bit/s (skips cost nothing).
+    let run = |enc: &mut OpenH264Encoder, from: u64, frames: u64| -> f64 {
+        let bytes: usize = (from..from + frames)
+            .filter_map(|l| {
+                enc.encode(
+                    &Frame::xrgb32(w, h, &text_screen(w, h, l), w as usize),
+                    false,
+                )
+                .ok()
+                .flatten()
+            })
+            .map(|f| f.data.len())
+            .sum();
+        bytes as f64 * 8.0 * 30.0 / frames as f64
+    };
+    let _first = run(&mut enc, 0, 1); // the IDR
+    let high = run(&mut enc, 1, 60);
+    let target = 500_000u32;
+    assert_eq!(enc.set_bitrate(target), target);
+    let _settle = run(&mut enc, 100, 30);
+    let low = run(&mut enc, 200, 150);
+    eprintln!("scrolling text: {high:.0} bit/s at 12 Mbit/s, {low:.0} bit/s at {target}");
+    assert!(
+        low < 0.7 * high,
+        "bitrate change had no effect: {high:.0} → {low:.0}"
+    );
+}
