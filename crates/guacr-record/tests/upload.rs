@@ -1,5 +1,6 @@
 //! Upload of finished recordings to a real S3-compatible server (moto, started by
 //! scripts/peers.d/s3.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -97,16 +98,13 @@ async fn keeps_the_local_copy_until_a_later_run_uploads_it() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cfg = s3(None);
     let up = Uploader::start(config(cfg.clone(), &spool), Some(tx)).unwrap();
-    loop {
-        match next(&mut rx).await {
-            UploadEvent::Uploaded { key, .. } => {
-                let stored = S3Client::new(cfg).unwrap().get(&key).await.unwrap();
-                assert_eq!(stored, b"4.sync,1.0;");
-                break;
-            }
-            UploadEvent::Failed { error, .. } => panic!("upload to the live store failed: {error}"),
-            UploadEvent::Missing { .. } => panic!("file reported missing"),
+    match next(&mut rx).await {
+        UploadEvent::Uploaded { key, .. } => {
+            let stored = S3Client::new(cfg).unwrap().get(&key).await.unwrap();
+            assert_eq!(stored, b"4.sync,1.0;");
         }
+        UploadEvent::Failed { error, .. } => panic!("upload to the live store failed: {error}"),
+        UploadEvent::Missing { .. } => panic!("file reported missing"),
     }
     assert!(!file.exists());
     assert_eq!(up.pending(), 0);
