@@ -28,7 +28,8 @@ KEY_PASS=guacr-key-pass
 PROMPT='guacr$ '
 
 PACKAGES=(openssh-server sshpass inetutils-telnetd inetutils-inetd inetutils-telnet
-          fonts-dejavu-core chromium python3-venv ffmpeg)
+          fonts-dejavu-core chromium python3-venv ffmpeg
+          nasm)  # nasm: openh264 (guacr-video) builds from source
 
 SSHD_CONF=$STATE/sshd_config
 SSHD_PID=$STATE/sshd.pid

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script).
 # Installs what it needs (apt, PyPI, npm), starts the real peers on loopback
-# (OpenSSH, telnetd), then runs: fmt, clippy, unit + integration tests against
-# the real peers, the fuzz target build, and the third-party client checks
-# (pyguacamole, guacamole-common-js in headless Chromium) against a running guacr.
+# (OpenSSH, telnetd, PostgreSQL, MariaDB, VNC servers on Xvfb, an S3 server; see
+# scripts/test-peers.sh and scripts/peers.d), then runs: fmt, clippy, unit +
+# integration tests against the real peers, the fuzz targets build, the third-party
+# client checks (pyguacamole, guacamole-common-js in headless Chromium for SSH and VNC)
+# against a running guacr, and the web client's end-to-end suite (Playwright +
+# Chromium against the real binary, on SQLite and on PostgreSQL).
 set -euo pipefail
 exec </dev/null
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,7 +60,13 @@ VENV=${GUACR_CLIENTS_DIR:-/var/tmp/guacr-clients}/venv
 node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port "$PORT" \
     --ssh-port "$GUACR_TEST_SSH_PORT" --user "$GUACR_TEST_PW_USER" --password "$GUACR_TEST_PW_PASSWORD" \
     --screenshot "$CARGO_TARGET_DIR/gcjs.png"
+node tests/clients/gcjs_vnc_check.mjs --host 127.0.0.1 --port "$PORT" \
+    --vnc-port "$GUACR_TEST_VNC_XVNC_NONE_PORT" --screenshot "$CARGO_TARGET_DIR/gcjs-vnc.png"
 kill $GUACR_PID 2>/dev/null || true
 
+step "web client end-to-end (Playwright + Chromium; SQLite, then PostgreSQL)"
+scripts/web-test.sh 2>&1 | tee "$CARGO_TARGET_DIR/web-test-output.txt"
+
 step "summary"
-grep -E '^test result:' "$CARGO_TARGET_DIR/test-output.txt" | awk '{p+=$4; f+=$6; i+=$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'
+grep -E '^test result:' "$CARGO_TARGET_DIR/test-output.txt" | awk '{p+=$4; f+=$6; i+=$8} END {printf "cargo test: %d passed, %d failed, %d skipped\n", p, f, i}'
+grep -E '^ℹ (pass|fail) ' "$CARGO_TARGET_DIR/web-test-output.txt" | awk '$2=="pass"{p+=$3} $2=="fail"{f+=$3} END {printf "web end-to-end (both databases): %d passed, %d failed\n", p, f}'

@@ -56,6 +56,10 @@ struct TargetArgs {
     /// `scrollback` connection parameter (guacd's default is 1000).
     #[arg(long, global = true, default_value_t = 1000)]
     scrollback: u32,
+    /// Extra SSH connection parameter NAME=VALUE (repeatable), e.g.
+    /// `--param recording-path=/tmp/rec` to measure the cost of recording.
+    #[arg(long = "param", global = true, value_name = "NAME=VALUE")]
+    params: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +111,8 @@ pub struct Target {
     pub width: u32,
     pub height: u32,
     pub scrollback: u32,
+    /// Extra connection parameters (`--param`).
+    pub extra: Vec<(&'static str, String)>,
 }
 
 impl Target {
@@ -119,6 +125,9 @@ impl Target {
             ("password", self.password.clone()),
             ("scrollback", self.scrollback.to_string()),
         ]
+        .into_iter()
+        .chain(self.extra.iter().cloned())
+        .collect()
     }
 }
 
@@ -156,6 +165,18 @@ fn resolve(a: &TargetArgs, needs_ssh: bool) -> anyhow::Result<Target> {
         width: a.width,
         height: a.height,
         scrollback: a.scrollback,
+        extra: a
+            .params
+            .iter()
+            .map(|p| {
+                let (k, v) = p
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--param {p:?} is not NAME=VALUE"))?;
+                // Parameter names live for the whole run of this tool.
+                let k: &'static str = Box::leak(k.to_owned().into_boxed_str());
+                Ok((k, v.to_owned()))
+            })
+            .collect::<anyhow::Result<_>>()?,
     })
 }
 
