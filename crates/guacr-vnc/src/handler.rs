@@ -570,7 +570,13 @@ impl Driver {
     /// Decides when pending changes are drawn.
     fn schedule(&mut self) {
         let dirty = self.display.has_changes() || !self.name_sent;
-        if self.deadline.is_some() || !dirty {
+        if self.deadline.is_some() {
+            return;
+        }
+        if !dirty {
+            // A still screen: lossy (JPEG) areas are redrawn exactly once their
+            // refinement is due, without waiting for the next server update.
+            self.deadline = self.display.next_refinement().map(Instant::from_std);
             return;
         }
         let now = Instant::now();
@@ -624,7 +630,7 @@ impl Driver {
         }
         let mut full = Vec::new();
         self.write_name(&mut full);
-        self.display.full_repaint(&mut full);
+        self.display.full_repaint_async(&mut full).await;
         self.session.send_to(&user.id, &full);
         self.session.sync_user(&user.id);
         self.session.activate(&user.id);
