@@ -384,12 +384,26 @@ describe('guacr web client', () => {
     // Seek to the end and to the start: the picture differs.
     const seekTo = async (ms) => {
       await admin.locator('#player-seek').evaluate((el, v) => { el.value = String(v); el.dispatchEvent(new Event('input', { bubbles: true })); }, ms);
-      await admin.waitForFunction((v) => Math.abs(window.__guacrPlayer.position - v) < 1000, ms, { timeout: 15000 });
+      // A seek into an idle stretch lands on the next frame: wait for the seek to finish.
+      await admin.waitForFunction(() => !window.__guacrPlayer.seeking, null, { timeout: 15000 });
+      const pos = await admin.evaluate(() => window.__guacrPlayer.position);
+      assert.ok(pos >= ms - 1000 && pos <= duration, `seek to ${ms} ms landed at ${pos} ms`);
+    };
+    // The display draws on animation frames after a seek: read it once it stops changing.
+    const picture = async () => {
+      let prev = '';
+      for (let i = 0; i < 20; i++) {
+        await admin.waitForTimeout(250);
+        const cur = await admin.evaluate(() => window.__guacrPlayer.display.flatten().toDataURL());
+        if (cur === prev) return cur;
+        prev = cur;
+      }
+      return prev;
     };
     await seekTo(duration);
-    const end = await admin.evaluate(() => { const c = window.__guacrPlayer.display.flatten(); return c.toDataURL(); });
+    const end = await picture();
     await seekTo(0);
-    const start = await admin.evaluate(() => { const c = window.__guacrPlayer.display.flatten(); return c.toDataURL(); });
+    const start = await picture();
     assert.notEqual(start, end, 'seeking changes the picture');
     await seekTo(Math.floor(duration / 2));
     // Play at 4x: the position advances.

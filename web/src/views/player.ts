@@ -3,7 +3,7 @@ import { api } from '../api';
 import { field, formatDuration, h, icon, replace } from '../dom';
 import { currentRender, onLeave, requireUser, shell } from '../main';
 
-interface PlayerHook { loaded: boolean; duration: number; position: number; playing: boolean; speed: number; error: string; display: Guacamole.Display | null }
+interface PlayerHook { seeking: boolean; loaded: boolean; duration: number; position: number; playing: boolean; speed: number; error: string; display: Guacamole.Display | null }
 declare global { interface Window { __guacrPlayer?: PlayerHook } }
 
 /**
@@ -85,7 +85,7 @@ export async function renderPlayer(name: string): Promise<void> {
   const seq = currentRender();
   if (!(await requireUser(true)) || seq !== currentRender()) return;
   const main = shell(`Recording ${name}`, 'admin');
-  const hook: PlayerHook = { loaded: false, duration: 0, position: 0, playing: false, speed: 1, error: '', display: null };
+  const hook: PlayerHook = { seeking: false, loaded: false, duration: 0, position: 0, playing: false, speed: 1, error: '', display: null };
   window.__guacrPlayer = hook;
 
   const stage = h('div', { class: 'player-stage', id: 'player-stage', 'aria-label': 'Recording playback' });
@@ -154,8 +154,11 @@ export async function renderPlayer(name: string): Promise<void> {
   display.onresize = fitDisplay;
   window.addEventListener('resize', fitDisplay);
 
+  // Playback at speed != 1 runs its own clock: seeking into an idle stretch lands on the
+  // frame before it, so the recording's position alone would never get past the gap.
+  let virt = -1;
   const paint = () => {
-    hook.position = rec.getPosition();
+    hook.position = playing && hook.speed !== 1 && virt >= 0 ? virt : rec.getPosition();
     hook.duration = rec.getDuration();
     hook.playing = playing;
     seek.max = String(hook.duration);
@@ -166,46 +169,55 @@ export async function renderPlayer(name: string): Promise<void> {
   };
 
   const stopTimer = () => { window.clearInterval(timer); timer = 0; };
+  // SessionRecording.pause()/play() abort a seek in progress without calling its callback:
+  // every seek gets an id, and pausing forgets the pending one.
+  let seekId = 0;
+  const doSeek = (ms: number, after?: () => void) => {
+    const id = ++seekId;
+    seeking = true;
+    hook.seeking = true;
+    rec.seek(Math.max(0, Math.min(ms, rec.getDuration())), () => {
+      if (id !== seekId) return;
+      seeking = false;
+      hook.seeking = false;
+      paint();
+      after?.();
+    });
+  };
+  const halt = () => { virt = -1; stopTimer(); seekId++; seeking = false; hook.seeking = false; rec.pause(); };
   const tick = () => {
     if (seeking) return;
-    const target = Math.min(rec.getDuration(), rec.getPosition() + 100 * hook.speed);
-    seeking = true;
-    rec.seek(target, () => {
-      seeking = false;
-      if (target >= rec.getDuration()) { playing = false; stopTimer(); }
-      paint();
+    if (virt < 0) virt = rec.getPosition();
+    virt = Math.min(rec.getDuration(), virt + 100 * hook.speed);
+    const target = virt;
+    doSeek(target, () => {
+      if (target >= rec.getDuration()) { playing = false; stopTimer(); paint(); }
     });
   };
   const play = () => {
-    if (rec.getPosition() >= rec.getDuration()) rec.seek(0);
+    halt();
     playing = true;
-    if (hook.speed === 1) rec.play();
-    else { rec.pause(); stopTimer(); timer = window.setInterval(tick, 100); }
-    paint();
+    const go = () => {
+      if (!playing) return;
+      if (hook.speed === 1) rec.play();
+      else timer = window.setInterval(tick, 100);
+      paint();
+    };
+    if (rec.getPosition() >= rec.getDuration()) doSeek(0, go); else go();
   };
-  const pause = () => { playing = false; stopTimer(); rec.pause(); paint(); };
+  const pause = () => { playing = false; halt(); paint(); };
 
   playBtn.addEventListener('click', () => (playing ? pause() : play()));
   speed.addEventListener('change', () => {
     hook.speed = Number(speed.value) || 1;
-    if (playing) { rec.pause(); stopTimer(); play(); }
-  });
-  seek.addEventListener('input', () => {
-    const wasPlaying = playing;
-    if (playing) { rec.pause(); stopTimer(); }
-    seeking = true;
-    rec.seek(Number(seek.value), () => {
-      seeking = false;
-      paint();
-      if (wasPlaying) play();
-    });
+    if (playing) play();
   });
   function jump(ms: number): void {
     const wasPlaying = playing;
-    if (playing) { rec.pause(); stopTimer(); }
-    seeking = true;
-    rec.seek(Math.min(ms, rec.getDuration()), () => { seeking = false; paint(); if (wasPlaying) play(); });
+    if (playing) { halt(); playing = false; }
+    doSeek(ms, () => { if (wasPlaying) play(); });
   }
+  seek.addEventListener('input', () => jump(Number(seek.value)));
   // Space plays/pauses, arrows step 5 s (when not typing in a field).
   const onKey = (e: KeyboardEvent) => {
     const tag = (e.target as HTMLElement | null)?.tagName;
