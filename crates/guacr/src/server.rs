@@ -100,7 +100,13 @@ impl ServerState {
             protocol_factory: None,
             // Terminal settings, and credentials a handler asked for with `required`
             // (handlers ignore credentials they did not ask for).
-            mutable_params: &["color-scheme", "font-name", "font-size", "username", "password"],
+            mutable_params: &[
+                "color-scheme",
+                "font-name",
+                "font-size",
+                "username",
+                "password",
+            ],
             shutting_down: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             tls: RwLock::new(None),
