@@ -13,6 +13,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/guacr-target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Incremental caches of every test binary grow the target directory by tens of GB.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export GUACR_PEERS_DIR=${GUACR_PEERS_DIR:-/var/tmp/guacr-peers}
 mkdir -p "$CARGO_TARGET_DIR"
 

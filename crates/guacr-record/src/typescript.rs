@@ -30,6 +30,9 @@ pub const FOOTER: &[u8] = b"\n[END TYPESCRIPT]\n";
 pub const BUFFER_SIZE: usize = 4096;
 /// Longest delay written to the timing file, in milliseconds.
 pub const MAX_DELAY_MS: u64 = 86_400_000;
+/// Flushed typescript output handed to the writer at once, mid-frame.
+const SEND_BATCH: usize = 64 * 1024;
+
 /// Suffix of the timing file.
 pub const TIMING_SUFFIX: &str = ".timing";
 
@@ -202,8 +205,16 @@ impl Typescript {
     /// [`write`](Self::write) at an explicit time (milliseconds since open).
     pub fn write_at(&mut self, data: &[u8], now_ms: u64) -> Result<(), RecordFailure> {
         self.core.write(data, now_ms, &mut self.out);
-        // Full buffers mid-frame are queued; the files are flushed at frame ends.
-        self.send(false)
+        // Full buffers mid-frame are handed to the writer in batches (one message per
+        // SEND_BATCH bytes, not per 4 KiB entry: bulk output would wake the writer
+        // thousands of times a second); the files are flushed at frame ends.
+        if self.out.data.len() >= SEND_BATCH {
+            return self.send(false);
+        }
+        match (self.failed(), self.policy) {
+            (Some(f), FailurePolicy::Terminate) => Err(f),
+            _ => Ok(()),
+        }
     }
 
     /// [`flush`](Self::flush) at an explicit time (milliseconds since open).
