@@ -62,7 +62,7 @@ VENV=${GUACR_CLIENTS_DIR:-/var/tmp/guacr-clients}/venv
 node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port "$PORT" \
     --ssh-port "$GUACR_TEST_SSH_PORT" --user "$GUACR_TEST_PW_USER" --password "$GUACR_TEST_PW_PASSWORD" \
     --screenshot "$CARGO_TARGET_DIR/gcjs.png"
-node tests/clients/gcjs_vnc_check.mjs --host 127.0.0.1 --port "$PORT" \
+node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port "$PORT" --protocol vnc \
     --vnc-port "$GUACR_TEST_VNC_XVNC_NONE_PORT" --screenshot "$CARGO_TARGET_DIR/gcjs-vnc.png"
 kill $GUACR_PID 2>/dev/null || true
 

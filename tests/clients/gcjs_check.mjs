@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Check a guacd-compatible daemon with the real browser client, guacamole-common-js 1.5.0,
-// running in headless Debian Chromium (driven by playwright-core).
+// running in headless Debian Chromium (driven by playwright-core), over SSH (default) or VNC
+// (`--protocol vnc --vnc-port N`: a VNC server showing an xterm).
 //
 //   node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port 4822 --ssh-port 2222 \
 //       --user guacr-pw --password guacr-test-pw [--screenshot /tmp/gcjs.png]
@@ -56,10 +57,12 @@ try {
       protocol: { type: 'string', default: 'ssh' },
       'ssh-host': { type: 'string', default: '127.0.0.1' },
       'ssh-port': { type: 'string', default: '2222' },
+      'vnc-host': { type: 'string', default: '127.0.0.1' },
+      'vnc-port': { type: 'string', default: '5902' },
       user: { type: 'string', default: 'guacr-pw' },
-      password: { type: 'string', default: 'guacr-test-pw' },
-      screenshot: { type: 'string', default: '/tmp/gcjs.png' },
-      command: { type: 'string', default: 'echo gcjs-ok' },
+      password: { type: 'string' },
+      screenshot: { type: 'string' },
+      command: { type: 'string' },
       timeout: { type: 'string', default: '60' },
       verbose: { type: 'boolean', short: 'v', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -69,10 +72,19 @@ try {
   fail(`bad arguments: ${e.message}`);
 }
 if (opts.help) {
-  console.log('usage: node gcjs_check.mjs --host H --port N --ssh-port N --user U ' +
-    '--password P [--screenshot FILE] [--command TEXT] [--timeout S] [-v]');
+  console.log('usage: node gcjs_check.mjs --host H --port N [--protocol ssh] --ssh-port N --user U ' +
+    '--password P [--screenshot FILE] [--command TEXT] [--timeout S] [-v]\n' +
+    '       node gcjs_check.mjs --host H --port N --protocol vnc --vnc-port N [--vnc-host H] ' +
+    '[--password P] [--screenshot FILE] [--command TEXT] [--timeout S] [-v]');
   process.exit(0);
 }
+// Protocol-specific defaults: an SSH login prompt, or a VNC desktop showing an xterm
+// (scripts/peers.d/vnc.sh: TigerVNC Xvnc on 127.0.0.1:5902, security None).
+const VNC = opts.protocol === 'vnc';
+if (!VNC && opts.protocol !== 'ssh') fail(`--protocol must be ssh or vnc, not ${opts.protocol}`);
+opts.password ??= VNC ? '' : 'guacr-test-pw';
+opts.screenshot ??= VNC ? '/tmp/gcjs-vnc.png' : '/tmp/gcjs.png';
+opts.command ??= VNC ? 'echo gcjs-vnc-ok' : 'echo gcjs-ok';
 verbose = opts.verbose;
 const DAEMON_PORT = Number(opts.port);
 if (!Number.isInteger(DAEMON_PORT) || DAEMON_PORT <= 0) fail(`bad --port ${opts.port}`);
@@ -389,6 +401,14 @@ window.ink = () => {
   for (let i = 0; i < p.px.length; i++) if (p.px[i] !== bg && (p.px[i] >>> 24) !== 0) ink++;
   return { w: p.w, h: p.h, ink, bg: bg >>> 0 };
 };
+// Distinct opaque colours on the display (sampled).
+window.colours = () => {
+  const p = pixels();
+  if (!p) return 0;
+  const seen = new Set();
+  for (let i = 0; i < p.px.length; i += 3) if ((p.px[i] >>> 24) !== 0) seen.add(p.px[i]);
+  return seen.size;
+};
 window.snapshot = () => { const p = pixels(); window.__snap = p; return p ? p.px.length : 0; };
 window.changed = () => {
   const p = pixels(), s = window.__snap;
@@ -456,11 +476,12 @@ async function check() {
   await page.goto(`http://127.0.0.1:${httpPort}/`);
   await page.waitForFunction(() => window.__ready === true, null, { timeout: 10000 });
 
-  const query = new URLSearchParams({
-    hostname: opts['ssh-host'], port: opts['ssh-port'],
-    username: opts.user, password: opts.password,
-    width: '1024', height: '768',
-  }).toString();
+  const params = VNC
+    ? { hostname: opts['vnc-host'], port: opts['vnc-port'], width: '1024', height: '768' }
+    : { hostname: opts['ssh-host'], port: opts['ssh-port'], username: opts.user, password: opts.password,
+      width: '1024', height: '768' };
+  if (VNC && opts.password) params.password = opts.password;
+  const query = new URLSearchParams(params).toString();
   await page.evaluate((q) => window.start(q), query);
 
   const status = () => page.evaluate(() => ({
@@ -493,12 +514,15 @@ async function check() {
     }
   };
 
-  // 1. CONNECTED and a non-trivial picture (login done, prompt drawn).
-  const MIN_INK = 100;
+  // 1. CONNECTED and a non-trivial picture: SSH login done and prompt drawn; VNC: an xterm
+  // (white, with text) on a black root window, so many pixels differ from the dominant
+  // colour and there are several colours.
+  const MIN_INK = VNC ? 5000 : 100;
   const first = await poll('waiting for CONNECTED and a drawn screen', 25, async () => {
     const s = await status();
     const ink = s.state === 3 ? await page.evaluate(() => window.ink()) : { ink: 0 };
-    return { ok: s.state === 3 && ink.ink >= MIN_INK, state: s.state, ...ink };
+    const colours = s.state === 3 ? await page.evaluate(() => window.colours()) : 0;
+    return { ok: s.state === 3 && ink.ink >= MIN_INK && colours >= 2, state: s.state, colours, ...ink };
   });
   debug(`connected: ${JSON.stringify(first)}`);
   // Let the first screen settle (login output, prompt): the reference picture is taken once
@@ -516,6 +540,12 @@ async function check() {
   debug(`settled: ${JSON.stringify(settled)}`);
 
   // 2. Type a command and wait for the picture to change.
+  if (VNC) {
+    // No window manager: keyboard focus follows the pointer, so put it over the xterm.
+    await page.evaluate(() => {
+      window.client.sendMouseState(new window.Guacamole.Mouse.State({ x: 300, y: 200 }));
+    });
+  }
   const keysyms = [...opts.command].map((ch) => {
     const cp = ch.codePointAt(0);
     return cp >= 0x20 && cp <= 0x7e ? cp : 0x01000000 | cp;
@@ -559,7 +589,7 @@ try {
 await cleanup();
 const draw = ['img', 'png', 'copy', 'rect', 'cfill', 'transfer']
   .filter((k) => stats.opcodes[k]).map((k) => `${k}=${stats.opcodes[k]}`).join(',');
-console.log(`${PROG}: OK connected id=${stats.ready} screen ${result.finalInk.w}x${result.finalInk.h} ` +
+console.log(`${PROG}: OK ${opts.protocol} connected id=${stats.ready} screen ${result.finalInk.w}x${result.finalInk.h} ` +
   `ink=${result.settled.ink}->${result.finalInk.ink} changed-after-typing=${result.finalChanged}px ` +
   `daemon-instructions=${stats.fromDaemonInstr} (sync=${stats.opcodes.sync || 0} ${draw}) ` +
   `client-instructions=${stats.fromClientInstr} pings=${stats.pingsEchoed} ` +
