@@ -98,6 +98,14 @@ pub struct DbArgs {
     pub database: Option<String>,
 }
 
+/// What `guacr user totp` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TotpAction {
+    Begin,
+    Confirm,
+    Disable,
+}
+
 /// `guacr user …`
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -122,6 +130,18 @@ pub enum UserCommand {
         name: String,
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Two-factor login (TOTP, RFC 6238): `begin` prints the secret and an otpauth://
+    /// URI for an authenticator app; `confirm CODE` turns it on once the app shows a
+    /// valid code; `disable` turns it off.
+    Totp {
+        #[arg(value_enum)]
+        action: TotpAction,
+        name: String,
+        /// The 6-digit code shown by the authenticator (for `confirm`).
+        code: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -318,6 +338,47 @@ pub fn run_user(cmd: UserCommand, config: Option<&Path>) -> anyhow::Result<()> {
                 } else {
                     out(&format!("password of \"{}\" changed\n", user.username))
                 }
+            }
+            UserCommand::Totp {
+                action,
+                name,
+                code,
+                db,
+            } => {
+                let store = open_store(&cfg, db.database.as_deref()).await?;
+                let user = store
+                    .user_by_name(&name)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))?;
+                let text = match action {
+                    TotpAction::Begin => {
+                        let e = store.totp_begin(user.id).await?;
+                        format!(
+                            "secret: {}\nuri: {}\nAdd it to an authenticator app, then run \
+                             `guacr user totp confirm {} CODE`.\n",
+                            e.secret_base32, e.uri, user.username
+                        )
+                    }
+                    TotpAction::Confirm => {
+                        let code = code.ok_or_else(|| {
+                            anyhow::anyhow!("confirm needs the code shown by the authenticator")
+                        })?;
+                        if !store.totp_confirm(user.id, code.trim()).await? {
+                            store.close().await;
+                            anyhow::bail!(
+                                "the code does not match (or no enrolment was begun): \
+                                 check the app's clock and try the next code"
+                            );
+                        }
+                        format!("two-factor login is on for \"{}\"\n", user.username)
+                    }
+                    TotpAction::Disable => {
+                        store.totp_disable(user.id).await?;
+                        format!("two-factor login is off for \"{}\"\n", user.username)
+                    }
+                };
+                store.close().await;
+                out(&text)
             }
             UserCommand::Unlock { name, db } => {
                 let store = open_store(&cfg, db.database.as_deref()).await?;

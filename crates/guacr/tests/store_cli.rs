@@ -483,3 +483,60 @@ async fn commands_on_postgresql() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+#[tokio::test]
+async fn totp_enrolment_from_the_cli_makes_login_ask_for_a_code() {
+    let env = Env::new("totp");
+    env.ok(
+        &["user", "add", "tina", "--password-stdin"],
+        Some("tina-pass-1\n"),
+    );
+    let out = env.ok(&["user", "totp", "begin", "tina"], None);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .expect("secret printed")
+        .trim()
+        .to_owned();
+    assert!(out.contains("otpauth://totp/"), "{out}");
+    // Not on until confirmed: the password alone still works.
+    let store = env.store().await;
+    assert!(logs_in(&store, "tina", "tina-pass-1").await);
+    store.close().await;
+    let key = guacr_store::totp::from_base32(&secret).expect("base32 secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let wrong = if guacr_store::totp::code_at(&key, now, 6) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let err = env.fails(&["user", "totp", "confirm", "tina", wrong], None);
+    assert!(err.contains("does not match"), "{err}");
+    let code = guacr_store::totp::code_at(&key, now, 6);
+    let out = env.ok(&["user", "totp", "confirm", "tina", &code], None);
+    assert!(out.contains("two-factor login is on"), "{out}");
+    let store = env.store().await;
+    assert!(matches!(
+        store
+            .authenticate("tina", "tina-pass-1", None)
+            .await
+            .unwrap(),
+        LoginOutcome::TotpRequired
+    ));
+    // A fresh code (the next step: the one used to confirm cannot be replayed).
+    let next = guacr_store::totp::code_at(&key, now + 30, 6);
+    assert!(matches!(
+        store
+            .authenticate("tina", "tina-pass-1", Some(&next))
+            .await
+            .unwrap(),
+        LoginOutcome::Success(_)
+    ));
+    store.close().await;
+    env.ok(&["user", "totp", "disable", "tina"], None);
+    let store = env.store().await;
+    assert!(logs_in(&store, "tina", "tina-pass-1").await);
+}
