@@ -167,6 +167,19 @@ async fn open_guac(app: &App, name: &str) -> Result<(PathBuf, u64), Response> {
     }
 }
 
+/// An admin's request for one readable recording: (admin's user name, path, size).
+async fn admin_recording(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    name: &str,
+) -> Result<(String, PathBuf, u64), Response> {
+    let a = admin(app, method, headers, addr).await?;
+    let (path, size) = open_guac(app, name).await?;
+    Ok((a.user.username, path, size))
+}
+
 async fn audit_view(app: &App, user: &str, addr: SocketAddr, name: &str, what: &str) {
     let mut ev = AuditEvent::new("recording.view");
     ev.username = user.to_owned();
@@ -183,11 +196,7 @@ pub async fn download(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let a = match admin(&app, &method, &headers, addr).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let (path, size) = match open_guac(&app, &name).await {
+    let (user, path, size) = match admin_recording(&app, &method, &headers, addr, &name).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -195,7 +204,7 @@ pub async fn download(
         Ok(f) => f,
         Err(_) => return not_found(),
     };
-    audit_view(&app, &a.user.username, addr, &name, "download").await;
+    audit_view(&app, &user, addr, &name, "download").await;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     (
         [
@@ -215,11 +224,7 @@ pub async fn keys(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let a = match admin(&app, &method, &headers, addr).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let (path, size) = match open_guac(&app, &name).await {
+    let (user, path, size) = match admin_recording(&app, &method, &headers, addr, &name).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -234,7 +239,7 @@ pub async fn keys(
         Ok(d) => d,
         Err(_) => return not_found(),
     };
-    audit_view(&app, &a.user.username, addr, &name, "keys").await;
+    audit_view(&app, &user, addr, &name, "keys").await;
     let keys = tokio::task::spawn_blocking(move || guacr_record::keys_from_recording(&data))
         .await
         .unwrap_or_default();
