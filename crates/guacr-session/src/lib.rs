@@ -14,6 +14,7 @@ mod registry;
 pub mod schema;
 mod session;
 pub mod user;
+pub mod video;
 
 pub use params::{ParamError, Params};
 pub use registry::Registry;
@@ -22,3 +23,4 @@ pub use session::{
     FrameTiming, HandlerEvent, Input, Protocol, ProtocolFuture, Session, SessionContext,
     SessionError, SessionEvents, SessionTap, UserInfo, UserOutput, now_millis,
 };
+pub use video::{VideoFeed, VideoFrame};

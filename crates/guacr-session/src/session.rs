@@ -239,6 +239,7 @@ pub struct Session {
     bytes_sent: metrics::Counter,
     taps: Vec<Arc<dyn SessionTap>>,
     closed_tx: tokio::sync::watch::Sender<bool>,
+    video: crate::video::VideoFeed,
 }
 
 impl std::fmt::Debug for Session {
@@ -300,6 +301,7 @@ impl Session {
             bytes_sent: metrics::counter!("guacr_bytes_sent_total", "protocol" => protocol.name()),
             taps,
             closed_tx: tokio::sync::watch::channel(false).0,
+            video: crate::video::VideoFeed::new(),
         });
         let active = metrics::gauge!("guacr_sessions_active", "protocol" => protocol.name());
         active.increment(1.0);
@@ -354,6 +356,11 @@ impl Session {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whole-screen frames for video transports (graphical handlers publish).
+    pub fn video(&self) -> &crate::video::VideoFeed {
+        &self.video
     }
 
     pub fn id(&self) -> &str {
