@@ -113,7 +113,9 @@ describe('guacr web client', () => {
   it('opens the SSH connection, types echo hello-from-browser and sees it on the canvas', async () => {
     await userPage.locator(`a.conn-card[data-connection-id="${conn.id}"]`).click();
     await waitConnected(userPage);
-    assert.equal(await userPage.evaluate(() => window.__guacr.transport), 'WebSocket');
+    // WebRTC's data channel when the server offers it (tests/web/webrtc.test.mjs covers it), else WebSocket.
+    const rtc = await fetch(`${g.base}/tunnel/webrtc`).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    assert.equal(await userPage.evaluate(() => window.__guacr.transport), rtc?.enabled ? 'WebRTC (data channel)' : 'WebSocket');
     await settle(userPage);
     assert.ok(await colours(userPage) > 1, 'the prompt is drawn');
     await snap(userPage, 'before');
@@ -186,11 +188,13 @@ describe('guacr web client', () => {
     // A proxy that refuses WebSockets: every /tunnel/websocket upgrade is closed at once.
     let blocked = 0;
     await p.routeWebSocket(/\/tunnel\/websocket/, (ws) => { blocked++; void ws.close({ code: 1011, reason: 'no websockets here' }); });
+    // …and no WebRTC signalling either.
+    await p.route(/\/tunnel\/webrtc/, (r) => r.abort());
     await loginUi(p, g.base, user.username, user.password);
     await p.locator('a.conn-card').first().waitFor();
     await p.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}`);
     await waitConnected(p);
-    assert.equal(await p.evaluate(() => window.__guacr.transport), 'HTTP (fallback)');
+    assert.equal(await p.evaluate(() => window.__guacr.transport), 'HTTP');
     await settle(p);
     await snap(p, 'a');
     await typeLine(p, 'echo over-http');

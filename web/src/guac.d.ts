@@ -74,6 +74,7 @@ declare module 'guacamole-common-js' {
     }
   }
   interface GuacamoleStatic {
+    Status: new (code: number, message?: string) => Guacamole.Status;
     Client: new (tunnel: Guacamole.Tunnel) => Guacamole.Client;
     WebSocketTunnel: new (url: string) => Guacamole.Tunnel;
     HTTPTunnel: new (url: string, crossDomain?: boolean, headers?: Record<string, string>) => Guacamole.Tunnel;

@@ -2,6 +2,7 @@ import Guacamole from 'guacamole-common-js';
 import { api, getCsrf } from '../api';
 import { copyText, field, h, icon, replace, toast } from '../dom';
 import { bare, currentRender, onLeave, requireUser, Route, state } from '../main';
+import { FallbackTunnel, WebRTCTunnel } from '../webrtc';
 
 type Kind = 'connection' | 'share';
 interface Target { kind: Kind; route: Route; id?: string }
@@ -15,6 +16,15 @@ const STATUS_TEXT: Record<number, string> = {
   0x020B: 'session closed', 0x0300: 'bad request', 0x0301: 'unauthorized', 0x0303: 'forbidden',
   0x0308: 'timeout', 0x030D: 'overrun', 0x030F: 'bad type', 0x031D: 'too many',
 };
+// Protocols whose screen can come as H.264 video over WebRTC.
+const GRAPHICAL = new Set(['vnc', 'rdp']);
+const VIDEO_PREF = 'guacr.video';
+function videoPreference(): boolean {
+  try { return localStorage.getItem(VIDEO_PREF) !== '0'; } catch { return true; }
+}
+function setVideoPreference(on: boolean): void {
+  try { localStorage.setItem(VIDEO_PREF, on ? '1' : '0'); } catch { /* private mode */ }
+}
 const STATE_TEXT = ['Idle', 'Connecting…', 'Waiting for the server…', 'Connected', 'Disconnecting…', 'Disconnected'];
 
 // Special keys: [label, keysyms pressed in order then released in reverse]
@@ -47,6 +57,8 @@ function ensureKeyboard(): Guacamole.Keyboard {
 interface Hook {
   state: number; error: { code: number; message: string } | null; transport: string;
   uuid: string | null; clipboard: string; client: Guacamole.Client | null; display: Guacamole.Display | null;
+  /** WebRTC: the peer connection, the <video> showing the screen (video mode), why WebRTC was skipped. */
+  pc: RTCPeerConnection | null; video: HTMLVideoElement | null; fallbackReason: string | null; setupMs: number;
 }
 declare global { interface Window { __guacr?: Hook } }
 
@@ -62,6 +74,7 @@ export async function renderClient(target: Target): Promise<void> {
   let connect: URLSearchParams;
   let title = 'Connection';
   let backHref = '#/';
+  let protocol: string | null = null; // unknown for share links, tokens and joins
   if (target.kind === 'share') {
     if (!target.id) throw new Error('This share link is incomplete.');
     connect = new URLSearchParams({ share: target.id });
@@ -84,12 +97,16 @@ export async function renderClient(target: Target): Promise<void> {
     try {
       const list = await api.connections();
       const c = list.find((x) => x.id === target.id);
-      if (c) title = c.name;
+      if (c) { title = c.name; protocol = c.protocol; }
     } catch { /* the tunnel will report the real problem */ }
   }
   if (seq !== currentRender()) return; // the user went elsewhere meanwhile
   const loggedIn = !!state.user;
+  // ?transport=webrtc|websocket|http forces one transport (no fallback).
   const forced = q.get('transport');
+  // ?video=0 (or the menu's option, remembered) keeps WebRTC sessions on the img path.
+  const videoParam = q.get('video');
+  let videoWanted = videoParam !== null ? !/^(0|false|no|off)$/i.test(videoParam) : videoPreference();
 
   const main = bare(title);
   main.classList.add('client-page');
@@ -106,13 +123,15 @@ export async function renderClient(target: Target): Promise<void> {
   const textInput = h('textarea', { class: 'text-input', id: 'text-input', 'aria-label': 'Type into the session', autocapitalize: 'off', autocomplete: 'off', spellcheck: 'false', rows: '1' });
   main.append(host, overlay, menuBtn, menu, textInput);
 
-  const hook: Hook = { state: 0, error: null, transport: '', uuid: null, clipboard: '', client: null, display: null };
+  const hook: Hook = { state: 0, error: null, transport: '', uuid: null, clipboard: '', client: null, display: null, pc: null, video: null, fallbackReason: null, setupMs: 0 };
   window.__guacr = hook;
 
   let client: Guacamole.Client | null = null;
   let tunnel: Guacamole.Tunnel | null = null;
   let wsTunnel: Guacamole.Tunnel | null = null;
   let httpTunnel: Guacamole.Tunnel | null = null;
+  let rtcTunnel: WebRTCTunnel | null = null;
+  let videoEl: HTMLVideoElement | null = null;
   let fit = true;
   let retryTimer = 0;
   let resizeTimer = 0;
@@ -216,6 +235,7 @@ export async function renderClient(target: Target): Promise<void> {
       h('dt', null, 'Connection'), h('dd', null, title),
       h('dt', null, 'State'), h('dd', { id: 'info-state' }, STATE_TEXT[hook.state] ?? String(hook.state)),
       h('dt', null, 'Transport'), h('dd', { id: 'info-transport' }, hook.transport || '—'),
+      hook.fallbackReason ? [h('dt', null, 'WebRTC'), h('dd', { id: 'info-fallback' }, `not used: ${hook.fallbackReason}`)] : null,
       h('dt', null, 'Session'), h('dd', { class: 'mono' }, hook.uuid || '—'),
       client ? [h('dt', null, 'Display'), h('dd', null, `${client.getDisplay().getWidth()}×${client.getDisplay().getHeight()}`)] : null);
   };
@@ -235,6 +255,16 @@ export async function renderClient(target: Target): Promise<void> {
       replace(shareOut, h('div', { class: 'alert', role: 'alert' }, (e as Error).message));
     }
   };
+  const videoBox = h('input', { type: 'checkbox', checked: videoWanted, id: 'video-enabled' });
+  videoBox.addEventListener('change', () => {
+    videoWanted = videoBox.checked;
+    setVideoPreference(videoWanted);
+    // Takes effect on a new connection: reconnect if this one uses WebRTC.
+    if (rtcTunnel && hook.transport.startsWith('WebRTC') && hook.state === 3) {
+      toast(videoWanted ? 'Reconnecting with video…' : 'Reconnecting without video…');
+      start();
+    }
+  });
   const scaleBox = h('input', { type: 'checkbox', checked: true, id: 'scale-fit' });
   scaleBox.addEventListener('change', () => { fit = scaleBox.checked; rescale(); });
   const fullscreen = () => {
@@ -265,6 +295,7 @@ export async function renderClient(target: Target): Promise<void> {
       field('Shared clipboard', clipArea), h('div', { class: 'actions' }, clipSend)),
     h('section', { 'aria-labelledby': 'm-display' }, h('h3', { id: 'm-display' }, 'Display'),
       field('Scale to fit the window', scaleBox),
+      protocol === null || GRAPHICAL.has(protocol) ? field('Screen as H.264 video (WebRTC)', videoBox) : null,
       h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'btn', onclick: fullscreen }, icon('fullscreen'), 'Fullscreen'),
         h('button', { type: 'button', class: 'btn', id: 'show-keyboard', onclick: () => { toggleMenu(false); textInput.focus(); } }, 'On-screen keyboard'))),
@@ -299,6 +330,10 @@ export async function renderClient(target: Target): Promise<void> {
     client = null;
     hook.client = null;
     hook.display = null;
+    if (videoEl) { videoEl.srcObject = null; videoEl = null; }
+    hook.video = null;
+    hook.pc = null;
+    rtcTunnel = null;
     replace(host);
   }
 
@@ -343,7 +378,15 @@ export async function renderClient(target: Target): Promise<void> {
     if (csrf) headers['X-CSRF-Token'] = csrf;
     wsTunnel = new Guacamole.WebSocketTunnel('/tunnel/websocket');
     httpTunnel = new Guacamole.HTTPTunnel('/tunnel/http', false, headers);
-    tunnel = forced === 'http' ? httpTunnel : forced === 'websocket' ? wsTunnel : new Guacamole.ChainedTunnel(wsTunnel, httpTunnel);
+    const rtc = forced === 'http' || forced === 'websocket' ? null : new WebRTCTunnel('/tunnel/webrtc', {
+      headers: (): Record<string, string> => { const t = getCsrf(); return t ? { 'X-CSRF-Token': t } : {}; },
+      wantVideo: videoWanted && (protocol === null || GRAPHICAL.has(protocol)),
+    });
+    rtcTunnel = rtc;
+    hook.fallbackReason = null;
+    tunnel = forced === 'http' ? httpTunnel : forced === 'websocket' ? wsTunnel
+      : forced === 'webrtc' && rtc ? rtc
+        : new FallbackTunnel(rtc as WebRTCTunnel, new Guacamole.ChainedTunnel(wsTunnel, httpTunnel));
     const c = new Guacamole.Client(tunnel);
     client = c;
     hook.client = c;
@@ -352,6 +395,22 @@ export async function renderClient(target: Target): Promise<void> {
     const el = display.getElement();
     el.classList.add('display');
     host.appendChild(el);
+    if (rtc) {
+      // Video mode: the screen plays in a <video> under the display, whose layer 0 stays
+      // transparent (the server sends no img/copy/rect to it), so the cursor and other
+      // layers show on top; input still goes through the display element.
+      const video = h('video', { class: 'display-video', autoplay: true, playsinline: true, muted: true, 'aria-hidden': 'true', hidden: true });
+      video.muted = true;
+      el.insertBefore(video, el.firstChild);
+      videoEl = video;
+      rtc.ontrack = (track) => {
+        if (track.kind !== 'video' || rtcTunnel !== rtc) return;
+        video.srcObject = new MediaStream([track]);
+        video.hidden = false;
+        hook.video = video;
+        void video.play().catch(() => { /* autoplay of a muted video is allowed; retried on the next frame */ });
+      };
+    }
     display.onresize = () => rescale();
 
     const mouse = new Guacamole.Mouse(el);
@@ -373,8 +432,17 @@ export async function renderClient(target: Target): Promise<void> {
       if (client !== c) return;
       hook.state = s;
       if (s === 3) {
-        hook.transport = wsTunnel?.state === 1 || wsTunnel?.state === 3 ? 'WebSocket'
-          : httpTunnel?.state === 1 || httpTunnel?.state === 3 ? 'HTTP (fallback)' : 'unknown';
+        const active = tunnel instanceof FallbackTunnel ? tunnel.current : tunnel;
+        hook.fallbackReason = tunnel instanceof FallbackTunnel ? tunnel.fallbackReason : null;
+        if (rtc && active === rtc) {
+          hook.transport = rtc.video ? 'WebRTC (H.264 video)' : 'WebRTC (data channel)';
+          hook.pc = rtc.pc;
+          hook.setupMs = Math.round(rtc.setupMs);
+          if (!rtc.video && videoEl) videoEl.hidden = true;
+        } else {
+          hook.transport = wsTunnel?.state === 1 || wsTunnel?.state === 3 ? 'WebSocket'
+            : httpTunnel?.state === 1 || httpTunnel?.state === 3 ? 'HTTP' : 'unknown';
+        }
         hook.uuid = tunnel?.uuid || wsTunnel?.uuid || httpTunnel?.uuid || hook.uuid;
         hideOverlay();
         rescale();
