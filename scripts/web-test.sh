@@ -36,10 +36,14 @@ export GUACR_BIN=${GUACR_BIN:-$CARGO_TARGET_DIR/debug/guacr}
 (cd "$ROOT/tests/web" && npm ci --no-audit --no-fund --loglevel=error --prefer-offline) ||
     die "npm ci failed in tests/web"
 
+# e2e: the client over WebSocket/HTTP; webrtc-unit: the WebRTC tunnel's parser;
+# webrtc: the WebRTC transport (data channel, H.264 video, fallback) against x11vnc and OpenSSH.
+SUITES=(e2e.test.mjs webrtc-unit.test.mjs)
+
 run_suite() {
     local label=$1
     log "running the suite on $label"
-    (cd "$ROOT/tests/web" && node --test --test-concurrency=1 --test-reporter=spec e2e.test.mjs)
+    (cd "$ROOT/tests/web" && node --test --test-concurrency=1 --test-reporter=spec "${SUITES[@]}")
 }
 
 status=0
