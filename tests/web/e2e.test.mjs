@@ -212,7 +212,9 @@ describe('guacr web client', () => {
     const p = await page('link-drop');
     await loginUi(p, g.base, user.username, user.password);
     await p.locator('a.conn-card').first().waitFor();
-    await p.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}`);
+    // Offline emulation cuts HTTP and WebSockets, not WebRTC's UDP: this test uses the
+    // WebSocket (webrtc.test.mjs drops a peer connection instead).
+    await p.goto(`${g.base}/#/client/${encodeURIComponent(conn.id)}?transport=websocket`);
     await waitConnected(p);
     await p.context().setOffline(true);
     await p.locator('#status-title').filter({ hasText: 'Connection lost' }).waitFor({ timeout: 40000 });

@@ -324,6 +324,22 @@ describe('guacr web client over WebRTC', () => {
     await p.locator('#status-title').filter({ hasText: 'Disconnected' }).waitFor();
   });
 
+  it('a dropped WebRTC link shows why and reconnects by itself', async () => {
+    const p = await page('rtc-drop');
+    await p.goto(`${g.base}/#/client/${encodeURIComponent(ssh.id)}`);
+    await waitConnected(p, 30000);
+    assert.equal(await p.evaluate(() => window.__guacr.transport), 'WebRTC (data channel)');
+    const uuid = await p.evaluate(() => window.__guacr.uuid);
+    // The peer connection dies without a goodbye (as on a network loss): no more data.
+    await p.evaluate(() => window.__guacr.pc.close());
+    await p.locator('#status-title').filter({ hasText: 'Connection lost' }).waitFor({ timeout: 30000 });
+    assert.match(await p.locator('#status-message').textContent(), /Reconnecting in \d+ s/);
+    await p.waitForFunction((old) => window.__guacr.state === 3 && window.__guacr.uuid && window.__guacr.uuid !== old, uuid, { timeout: 40000 });
+    assert.equal(await p.evaluate(() => window.__guacr.transport), 'WebRTC (data channel)', 'reconnected over WebRTC');
+    await p.getByRole('button', { name: 'Open menu' }).click();
+    await p.locator('#disconnect').click();
+  });
+
   it('falls back to WebSocket when the browser has no RTCPeerConnection', async () => {
     const p = await page('no-rtcpeerconnection', undefined, () => {
       delete window.RTCPeerConnection;

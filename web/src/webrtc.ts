@@ -284,6 +284,7 @@ export class WebRTCTunnel implements Guacamole.Tunnel {
     if (dc.readyState === 'open') onOpen();
     dc.onopen = onOpen;
     dc.onclose = () => { if (gen === this.gen) this.lost('The WebRTC data channel closed.'); };
+    dc.onerror = () => { if (gen === this.gen) this.lost('The WebRTC data channel failed.'); };
     dc.onmessage = (e: MessageEvent) => {
       if (gen !== this.gen) return;
       this.resetTimers();
@@ -370,6 +371,7 @@ export class WebRTCTunnel implements Guacamole.Tunnel {
       dc.onmessage = null;
       dc.onclose = null;
       dc.onopen = null;
+      dc.onerror = null;
       // Let a queued `disconnect` leave before the peer connection goes.
       try { dc.close(); } catch { /* already closed */ }
     }
