@@ -706,6 +706,41 @@ mod tests {
         assert!(rx.drain().is_empty());
     }
 
+    /// Random PDUs (valid message types, random bodies) after a real negotiation.
+    #[test]
+    fn random_pdus_never_panic() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut snd, rx) = channel(true);
+        let offer = ServerAudioOutputPdu::AudioFormat(ServerAudioFormatPdu {
+            version: Version::V8,
+            formats: vec![pcm(44_100, 2, 16), pcm(22_050, 1, 16)],
+        });
+        snd.process(&server(&offer)).unwrap();
+        let training = ServerAudioOutputPdu::Training(TrainingPdu {
+            timestamp: 1,
+            data: vec![],
+        });
+        snd.process(&server(&training)).unwrap();
+        for _ in 0..20_000 {
+            let len = (next() % 48) as usize;
+            let mut pdu: Vec<u8> = (0..len + 4).map(|_| next() as u8).collect();
+            pdu[0] = (next() % 0x10) as u8;
+            if next() % 4 != 0 {
+                pdu[2..4].copy_from_slice(&(len as u16).to_le_bytes());
+            }
+            let _ = snd.process(&pdu);
+            for chunk in rx.drain() {
+                assert_eq!(chunk.data.len() % chunk.format.frame_bytes(), 0);
+            }
+        }
+    }
+
     #[test]
     fn queue_is_bounded() {
         let (mut h, rx) = GuacAudio::new(true);

@@ -201,7 +201,10 @@ pub fn poll(cliprdr: &mut CliprdrClient) -> ClipboardOutput {
         match action {
             Action::Announce => {
                 let formats = backend(cliprdr)
-                    .map(|b| b.offered_formats())
+                    .map(|b| {
+                        b.announced_version = b.local_version;
+                        b.offered_formats()
+                    })
                     .unwrap_or_default();
                 match cliprdr.initiate_copy(&formats) {
                     Ok(m) => out.messages.extend(Vec::<SvcMessage>::from(m)),
@@ -264,6 +267,7 @@ pub fn set_local_text(cliprdr: &mut CliprdrClient, text: &str) -> ClipboardOutpu
     truncate_utf8(&mut text, b.settings.max_bytes);
     b.current = Some(text.clone());
     b.local_text = Some(text);
+    b.local_version = b.local_version.wrapping_add(1);
     if ready {
         b.actions.push_back(Action::Announce);
     }
@@ -460,6 +464,10 @@ pub struct GuacClipboard {
     requested: VecDeque<ClipboardFormatId>,
     /// Decoded server clipboard for users.
     remote_text: Vec<String>,
+    /// Changes of `local_text`, and the change last announced: text set while
+    /// the channel was starting is announced again once it is ready.
+    local_version: u64,
+    announced_version: u64,
 }
 
 ironrdp_svc::impl_as_any!(GuacClipboard);
@@ -476,6 +484,8 @@ impl GuacClipboard {
             actions: VecDeque::new(),
             requested: VecDeque::new(),
             remote_text: Vec::new(),
+            local_version: 0,
+            announced_version: 0,
         }
     }
 
@@ -545,6 +555,9 @@ impl CliprdrBackend for GuacClipboard {
 
     fn on_ready(&mut self) {
         tracing::debug!("clipboard channel ready");
+        if self.local_version != self.announced_version {
+            self.push(Action::Announce);
+        }
     }
 
     fn on_request_format_list(&mut self) {
@@ -709,6 +722,32 @@ mod tests {
                 ClipboardFormatId::CF_TEXT
             ]
         );
+    }
+
+    #[test]
+    fn text_set_while_starting_is_announced_when_ready() {
+        let mut c = channel(ClipboardSettings::default());
+        let (init, _) = feed(&mut c, &ClipboardPdu::MonitorReady);
+        assert_eq!(formats_of(&init[2]), Vec::<ClipboardFormatId>::new());
+        // The user's text arrives before the server accepted our first list.
+        assert!(set_local_text(&mut c, "late").messages.is_empty());
+        let (r, _) = feed(
+            &mut c,
+            &ClipboardPdu::FormatListResponse(FormatListResponse::Ok),
+        );
+        assert_eq!(
+            formats_of(&r[0]),
+            vec![
+                ClipboardFormatId::CF_UNICODETEXT,
+                ClipboardFormatId::CF_TEXT
+            ]
+        );
+        // Once announced, another OK does not announce again.
+        let (r, _) = feed(
+            &mut c,
+            &ClipboardPdu::FormatListResponse(FormatListResponse::Ok),
+        );
+        assert!(r.is_empty());
     }
 
     #[test]
@@ -917,6 +956,38 @@ mod tests {
         // Still works afterwards.
         let (r, _) = feed(&mut c, &server_list(&[ClipboardFormatId::CF_UNICODETEXT]));
         assert_eq!(r.len(), 2);
+    }
+
+    /// Random PDUs (valid message types, random flags, lengths and bodies)
+    /// through a started channel: no panic, and it still answers afterwards.
+    #[test]
+    fn random_pdus_never_panic() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut c, _) = started(ClipboardSettings::default());
+        set_local_text(&mut c, "x");
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let mut pdu: Vec<u8> = (0..len + 8).map(|_| next() as u8).collect();
+            pdu[0] = (next() % 14) as u8;
+            pdu[1] = 0;
+            let body = (len as u32).to_le_bytes();
+            if next() % 4 != 0 {
+                pdu[4..8].copy_from_slice(&body);
+            }
+            let _ = c.process(&pdu);
+            let out = poll(&mut c);
+            for t in out.remote_text {
+                assert!(t.len() <= CLIPBOARD_MAX_BYTES);
+            }
+        }
+        let (r, _) = feed(&mut c, &server_list(&[ClipboardFormatId::CF_UNICODETEXT]));
+        assert!(r.contains(&ClipboardPdu::FormatListResponse(FormatListResponse::Ok)));
     }
 
     #[test]
