@@ -12,6 +12,8 @@
 //! // after every `ActiveStage::process(..)` (it feeds RDPSND PDUs to the channel and already
 //! // answers format list, training and wave confirm in its ResponseFrame):
 //! for chunk in audio_rx.drain() { audio_out.deliver(&session, &chunk); }
+//! // optional, for Windows 8+ (tries the dynamic channel first): register
+//! // audio::dvc_channel(&audio_rx, accept) in the DrdynvcClient (same queue).
 //! // HandlerEvent::Left(user): audio_out.user_left(&user.id)
 //! // session end: audio_out.close(&session)
 //! ```
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant};
 use guacr_protocol::InstructionWriter;
 use guacr_protocol::handshake::ClientInfo;
 use guacr_session::Session;
-use ironrdp_rdpsnd::client::{Rdpsnd, RdpsndClientHandler};
+use ironrdp_rdpsnd::client::{Rdpsnd, RdpsndClientHandler, RdpsndDvc, RdpsndDvcState};
 use ironrdp_rdpsnd::pdu::{AudioFormat, PitchPdu, VolumePdu, WaveFormat};
 
 /// Raw bytes per `blob` (guacd's limit); a multiple of every frame size we accept.
@@ -205,19 +207,20 @@ impl GuacAudio {
     /// `accept = false` advertises no format (nobody can play audio/L16).
     pub fn new(accept: bool) -> (Self, AudioReceiver) {
         let rx = AudioReceiver::default();
+        (Self::with_queue(accept, rx.queue.clone()), rx)
+    }
+
+    fn with_queue(accept: bool, queue: Arc<Mutex<Queue>>) -> Self {
         let formats = if accept {
             PREFERRED.iter().map(|p| p.to_audio_format()).collect()
         } else {
             Vec::new()
         };
-        (
-            GuacAudio {
-                accept,
-                formats,
-                queue: rx.queue.clone(),
-            },
-            rx,
-        )
+        GuacAudio {
+            accept,
+            formats,
+            queue,
+        }
     }
 
     fn push(&self, chunk: AudioChunk) {
@@ -278,6 +281,18 @@ pub fn channel(accept: bool) -> (Rdpsnd, AudioReceiver) {
     let epoch = Instant::now();
     let clock: Box<dyn Fn() -> Duration + Send> = Box::new(move || epoch.elapsed());
     (Rdpsnd::new(Box::new(handler)).with_clock(clock), rx)
+}
+
+/// The same audio output on the `AUDIO_PLAYBACK_DVC` dynamic channel (Windows 8+
+/// servers try it before the static channel), feeding the same `rx`. Register it
+/// in the `DrdynvcClient` next to [`channel`]'s static one.
+pub fn dvc_channel(rx: &AudioReceiver, accept: bool) -> RdpsndDvc {
+    let handler = GuacAudio::with_queue(accept, rx.queue.clone());
+    let epoch = Instant::now();
+    let clock: Box<dyn Fn() -> Duration + Send> = Box::new(move || epoch.elapsed());
+    RdpsndDvcState::new(Box::new(handler))
+        .with_clock(clock)
+        .channel()
 }
 
 /// The Guacamole instructions for `pcm` on `stream`: `audio,<stream>,<mime>` first when
@@ -674,6 +689,38 @@ mod tests {
             ClientAudioOutputPdu::WaveConfirm(WaveConfirmPdu { block_no: 10, .. })
         ));
         assert!(rx.drain().is_empty());
+    }
+
+    #[test]
+    fn dynamic_channel_feeds_the_same_queue() {
+        use ironrdp_dvc::DvcProcessor;
+        let (_snd, rx) = channel(true);
+        let mut dvc = dvc_channel(&rx, true);
+        assert_eq!(dvc.channel_name(), "AUDIO_PLAYBACK_DVC");
+        assert!(dvc.start(3).unwrap().is_empty());
+        let offer = ServerAudioOutputPdu::AudioFormat(ServerAudioFormatPdu {
+            version: Version::V8,
+            formats: vec![pcm(48_000, 2, 16)],
+        });
+        assert_eq!(dvc.process(3, &server(&offer)).unwrap().len(), 2);
+        let training = ServerAudioOutputPdu::Training(TrainingPdu {
+            timestamp: 1,
+            data: vec![],
+        });
+        assert_eq!(dvc.process(3, &server(&training)).unwrap().len(), 1);
+        let samples = vec![1u8; 64];
+        let wave = ServerAudioOutputPdu::Wave2(Wave2Pdu {
+            timestamp: 10,
+            format_no: 0,
+            block_no: 1,
+            audio_timestamp: 0,
+            data: Cow::Borrowed(&samples),
+        });
+        assert_eq!(dvc.process(3, &server(&wave)).unwrap().len(), 1);
+        let chunks = rx.drain();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].format, PREFERRED[1]);
+        assert_eq!(chunks[0].data, samples);
     }
 
     #[test]
