@@ -378,6 +378,13 @@ pub fn builtin_protocols(config: &Config) -> Vec<Arc<dyn Protocol>> {
         )),
         ..Default::default()
     }));
+    #[cfg(feature = "rdp")]
+    v.push(Arc::new(guacr_rdp::Rdp {
+        frame_interval: Some(Duration::from_millis(
+            config.session.frame_interval_ms.max(1),
+        )),
+        ..Default::default()
+    }));
     #[cfg(feature = "db")]
     for kind in [
         guacr_db::Kind::Postgres,
