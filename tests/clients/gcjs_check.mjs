@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Check a guacd-compatible daemon with the real browser client, guacamole-common-js 1.5.0,
-// running in headless Debian Chromium (driven by playwright-core), over SSH (default) or VNC
-// (`--protocol vnc --vnc-port N`: a VNC server showing an xterm).
+// running in headless Debian Chromium (driven by playwright-core), over SSH (default), VNC
+// (`--protocol vnc --vnc-port N`: a VNC server showing an xterm) or RDP (`--protocol rdp
+// --rdp-port N --user U --password P [--security tls]`: an RDP desktop showing an xterm).
 //
 //   node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port 4822 --ssh-port 2222 \
 //       --user guacr-pw --password guacr-test-pw [--screenshot /tmp/gcjs.png]
@@ -59,7 +60,10 @@ try {
       'ssh-port': { type: 'string', default: '2222' },
       'vnc-host': { type: 'string', default: '127.0.0.1' },
       'vnc-port': { type: 'string', default: '5902' },
-      user: { type: 'string', default: 'guacr-pw' },
+      'rdp-host': { type: 'string', default: '127.0.0.1' },
+      'rdp-port': { type: 'string', default: '3389' },
+      security: { type: 'string', default: 'any' },
+      user: { type: 'string' },
       password: { type: 'string' },
       screenshot: { type: 'string' },
       command: { type: 'string' },
@@ -75,16 +79,25 @@ if (opts.help) {
   console.log('usage: node gcjs_check.mjs --host H --port N [--protocol ssh] --ssh-port N --user U ' +
     '--password P [--screenshot FILE] [--command TEXT] [--timeout S] [-v]\n' +
     '       node gcjs_check.mjs --host H --port N --protocol vnc --vnc-port N [--vnc-host H] ' +
-    '[--password P] [--screenshot FILE] [--command TEXT] [--timeout S] [-v]');
+    '[--password P] [--screenshot FILE] [--command TEXT] [--timeout S] [-v]\n' +
+    '       node gcjs_check.mjs --host H --port N --protocol rdp --rdp-port N [--rdp-host H] ' +
+    '--user U --password P [--security any|nla|tls|rdp] [--screenshot FILE] [--command TEXT] ' +
+    '[--timeout S] [-v]');
   process.exit(0);
 }
 // Protocol-specific defaults: an SSH login prompt, or a VNC desktop showing an xterm
-// (scripts/peers.d/vnc.sh: TigerVNC Xvnc on 127.0.0.1:5902, security None).
+// (scripts/peers.d/vnc.sh: TigerVNC Xvnc on 127.0.0.1:5902, security None), or an RDP
+// desktop showing an xterm (scripts/peers.d/rdp.sh: xrdp with TLS on 127.0.0.1:3389).
+const RDP = opts.protocol === 'rdp';
 const VNC = opts.protocol === 'vnc';
-if (!VNC && opts.protocol !== 'ssh') fail(`--protocol must be ssh or vnc, not ${opts.protocol}`);
-opts.password ??= VNC ? '' : 'guacr-test-pw';
-opts.screenshot ??= VNC ? '/tmp/gcjs-vnc.png' : '/tmp/gcjs.png';
-opts.command ??= VNC ? 'echo gcjs-vnc-ok' : 'echo gcjs-ok';
+const GRAPHICAL = VNC || RDP;
+if (!GRAPHICAL && opts.protocol !== 'ssh') {
+  fail(`--protocol must be ssh, vnc or rdp, not ${opts.protocol}`);
+}
+opts.user ??= RDP ? 'guacr-rdp' : 'guacr-pw';
+opts.password ??= VNC ? '' : RDP ? 'guacr-rdp-pass1' : 'guacr-test-pw';
+opts.screenshot ??= GRAPHICAL ? `/tmp/gcjs-${opts.protocol}.png` : '/tmp/gcjs.png';
+opts.command ??= GRAPHICAL ? `echo gcjs-${opts.protocol}-ok` : 'echo gcjs-ok';
 verbose = opts.verbose;
 const DAEMON_PORT = Number(opts.port);
 if (!Number.isInteger(DAEMON_PORT) || DAEMON_PORT <= 0) fail(`bad --port ${opts.port}`);
@@ -478,8 +491,11 @@ async function check() {
 
   const params = VNC
     ? { hostname: opts['vnc-host'], port: opts['vnc-port'], width: '1024', height: '768' }
-    : { hostname: opts['ssh-host'], port: opts['ssh-port'], username: opts.user, password: opts.password,
-      width: '1024', height: '768' };
+    : RDP
+      ? { hostname: opts['rdp-host'], port: opts['rdp-port'], username: opts.user, password: opts.password,
+        security: opts.security, 'ignore-cert': 'true', width: '1024', height: '768' }
+      : { hostname: opts['ssh-host'], port: opts['ssh-port'], username: opts.user, password: opts.password,
+        width: '1024', height: '768' };
   if (VNC && opts.password) params.password = opts.password;
   const query = new URLSearchParams(params).toString();
   await page.evaluate((q) => window.start(q), query);
@@ -514,10 +530,10 @@ async function check() {
     }
   };
 
-  // 1. CONNECTED and a non-trivial picture: SSH login done and prompt drawn; VNC: an xterm
-  // (white, with text) on a black root window, so many pixels differ from the dominant
-  // colour and there are several colours.
-  const MIN_INK = VNC ? 5000 : 100;
+  // 1. CONNECTED and a non-trivial picture: SSH login done and prompt drawn; VNC/RDP: an
+  // xterm (white, with text) on a black root window, so many pixels differ from the
+  // dominant colour and there are several colours.
+  const MIN_INK = GRAPHICAL ? 5000 : 100;
   const first = await poll('waiting for CONNECTED and a drawn screen', 25, async () => {
     const s = await status();
     const ink = s.state === 3 ? await page.evaluate(() => window.ink()) : { ink: 0 };
@@ -540,7 +556,7 @@ async function check() {
   debug(`settled: ${JSON.stringify(settled)}`);
 
   // 2. Type a command and wait for the picture to change.
-  if (VNC) {
+  if (GRAPHICAL) {
     // No window manager: keyboard focus follows the pointer, so put it over the xterm.
     await page.evaluate(() => {
       window.client.sendMouseState(new window.Guacamole.Mouse.State({ x: 300, y: 200 }));

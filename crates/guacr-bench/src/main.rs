@@ -5,6 +5,7 @@
 
 mod bench;
 mod procmem;
+mod rdp;
 mod report;
 mod soak;
 mod ws;
@@ -87,6 +88,9 @@ enum Cmd {
     WsKeystroke(ws::WsKeystrokeArgs),
     /// Many concurrent idle WebSocket sessions: daemon memory and CPU.
     WsIdle(ws::WsIdleArgs),
+    /// RDP sessions (default: the xrdp test peer): daemon memory and threads per
+    /// session, frames per second and bytes per frame while text scrolls.
+    Rdp(rdp::RdpArgs),
 }
 
 impl Cmd {
@@ -94,7 +98,7 @@ impl Cmd {
     fn needs_ssh(&self) -> bool {
         !matches!(
             self,
-            Cmd::Upstream(_) | Cmd::Scale(_) | Cmd::Cycles(_) | Cmd::WsIdle(_)
+            Cmd::Upstream(_) | Cmd::Scale(_) | Cmd::Cycles(_) | Cmd::WsIdle(_) | Cmd::Rdp(_)
         )
     }
 }
@@ -197,6 +201,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Cycles(a) => soak::cycles(&target, a).await,
             Cmd::WsKeystroke(a) => ws::ws_keystroke(&target, a).await,
             Cmd::WsIdle(a) => ws::ws_idle(&target, a).await,
+            Cmd::Rdp(a) => rdp::rdp(&target, a).await,
         }
     })?;
     if cli.json {
