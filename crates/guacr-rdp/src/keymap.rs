@@ -993,7 +993,7 @@ mod tests {
         assert_eq!(tap(&mut m, 0xFFAA).0, vec![down(0x37)]); // KP_Multiply
         assert_eq!(tap(&mut m, 0xFFAB).0, vec![down(0x4E)]); // KP_Add
         assert_eq!(tap(&mut m, 0xFFAD).0, vec![down(0x4A)]); // KP_Subtract
-                                                             // The server reports Num Lock off again: next digit toggles it back on.
+        // The server reports Num Lock off again: next digit toggles it back on.
         m.set_locks(false, false);
         assert_eq!(
             tap(&mut m, 0xFFB5).0,
@@ -1005,7 +1005,7 @@ mod tests {
     fn modifiers() {
         let mut m = mapper("en-us-qwerty");
         assert_eq!(m.key(0xFFE3, true), vec![down(0x1D)]); // Control_L
-                                                           // Ctrl+C: the letter goes out plainly, Ctrl stays down.
+        // Ctrl+C: the letter goes out plainly, Ctrl stays down.
         assert_eq!(tap(&mut m, 'c' as u32), (vec![down(0x2E)], vec![up(0x2E)]));
         assert_eq!(m.key(0xFFE3, false), vec![up(0x1D)]);
         assert_eq!(tap(&mut m, 0xFFE4).0, vec![sc(0x1D, true, true)]); // Control_R
@@ -1016,7 +1016,7 @@ mod tests {
         assert_eq!(tap(&mut m, 0xFFEC).0, vec![sc(0x5C, true, true)]); // Super_R
         assert_eq!(tap(&mut m, 0xFF67).0, vec![sc(0x5D, true, true)]); // Menu
         assert_eq!(tap(&mut m, 0xFFE2).0, vec![down(0x36)]); // Shift_R
-                                                             // Right Alt held on a layout without AltGr is a plain Alt: not released for 'f'.
+        // Right Alt held on a layout without AltGr is a plain Alt: not released for 'f'.
         m.key(0xFFEA, true);
         assert_eq!(m.key('f' as u32, true), vec![down(0x21)]);
         m.key('f' as u32, false);
@@ -1032,7 +1032,7 @@ mod tests {
         assert_eq!(tap(&mut m, 'z' as u32).0, vec![down(0x15)]);
         assert_eq!(tap(&mut m, 'y' as u32).0, vec![down(0x2C)]);
         assert_eq!(tap(&mut m, 0xDF).0, vec![down(0x0C)]); // ß
-                                                           // '@' = AltGr+Q.
+        // '@' = AltGr+Q.
         assert_eq!(
             tap(&mut m, '@' as u32),
             (
@@ -1205,7 +1205,7 @@ mod tests {
         assert!(m.key(0x1008_FF11, true).is_empty()); // XF86AudioLowerVolume
         assert!(m.key(DEAD_ACUTE, true).is_empty()); // not on en-us
         assert!(m.key('a' as u32, false).is_empty()); // release without press
-                                                      // Auto-repeat: press twice, one release.
+        // Auto-repeat: press twice, one release.
         assert_eq!(m.key('b' as u32, true), vec![down(0x30)]);
         assert_eq!(m.key('b' as u32, true), vec![down(0x30)]);
         assert_eq!(m.key('b' as u32, false), vec![up(0x30)]);
