@@ -133,6 +133,12 @@ pub trait Protocol: Send + Sync + 'static {
     fn param_specs(&self) -> Vec<crate::ParamSpec> {
         crate::schema::derive_specs(self.arg_names())
     }
+    /// Whether the handler draws a framebuffer and publishes it on
+    /// [`Session::video`] (VNC, RDP, …): video transports (WebRTC) may then
+    /// carry the screen as video. Terminal protocols answer false.
+    fn graphical(&self) -> bool {
+        false
+    }
 }
 
 /// An observer of a session's traffic: recordings, typescripts, audit.

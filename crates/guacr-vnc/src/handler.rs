@@ -69,6 +69,10 @@ impl Protocol for Vnc {
         "vnc"
     }
 
+    fn graphical(&self) -> bool {
+        true
+    }
+
     fn arg_names(&self) -> &'static [&'static str] {
         VNC_ARGS
     }
@@ -618,8 +622,24 @@ impl Driver {
             self.session.broadcast(&out);
             self.session.end_frame();
             self.last_frame = Some(Instant::now());
+            self.publish_video();
         }
         self.out = out;
+    }
+
+    /// Hands the screen to a video transport (WebRTC) if one watches; a
+    /// pending refresh request is answered by the same copy.
+    fn publish_video(&self) {
+        let video = self.session.video();
+        // Cleared even with nobody watching (a subscriber that left at once),
+        // or the select loop would wake for it forever.
+        video.take_refresh();
+        if !video.wanted() {
+            return;
+        }
+        self.display.with_framebuffer(|fb| {
+            video.publish(fb.width(), fb.height(), fb.pixels(), fb.width() as usize)
+        });
     }
 
     async fn joined(&mut self, user: &UserInfo) {
@@ -817,6 +837,8 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
                     d.render(false).await;
                 }
             }
+            // A new video subscriber waits for the whole screen.
+            _ = session.video().refresh_requested() => d.publish_video(),
         }
     }
 }

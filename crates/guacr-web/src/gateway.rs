@@ -61,4 +61,16 @@ pub trait Gateway: Send + Sync + 'static {
     fn is_shutting_down(&self) -> bool {
         false
     }
+    /// A live session by id (the WebRTC tunnel subscribes to its
+    /// [`VideoFeed`](guacr_session::VideoFeed)).
+    fn session(&self, session_id: &str) -> Option<std::sync::Arc<guacr_session::Session>> {
+        let _ = session_id;
+        None
+    }
+    /// Whether sessions of this protocol publish their screen as video
+    /// ([`Protocol::graphical`](guacr_session::Protocol::graphical)).
+    fn is_graphical(&self, protocol: &str) -> bool {
+        let _ = protocol;
+        false
+    }
 }

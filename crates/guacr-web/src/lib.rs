@@ -18,6 +18,8 @@ pub mod recordings;
 pub mod stream;
 pub mod token;
 pub mod tunnel;
+#[cfg(feature = "webrtc")]
+pub mod webrtc;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,6 +68,51 @@ pub struct WebOptions {
     /// Where the web player finds `.guac` recordings (normally the `recording-path`
     /// of the connections); `None`: the recordings API lists nothing.
     pub recordings_dir: Option<PathBuf>,
+    /// The WebRTC tunnel (`/tunnel/webrtc`).
+    pub webrtc: WebRtcOptions,
+}
+
+/// One STUN/TURN server for the browser's `RTCPeerConnection`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Settings of the WebRTC tunnel (`[web.webrtc]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebRtcOptions {
+    /// Offered to browsers at all (also off when built without the
+    /// `webrtc` feature).
+    pub enabled: bool,
+    /// Host-candidate addresses; empty = every non-loopback IPv4 interface
+    /// address plus 127.0.0.1.
+    pub addresses: Vec<std::net::IpAddr>,
+    pub ice_servers: Vec<IceServer>,
+    /// H.264 video for graphical sessions.
+    pub video: bool,
+    /// Video ceiling, bit/s (`b=TIAS`).
+    pub max_bitrate: u32,
+    pub max_fps: u32,
+    /// `auto` or a backend name (`openh264`).
+    pub encoder: String,
+}
+
+impl Default for WebRtcOptions {
+    fn default() -> Self {
+        WebRtcOptions {
+            enabled: true,
+            addresses: Vec::new(),
+            ice_servers: Vec::new(),
+            video: true,
+            max_bitrate: 4_000_000,
+            max_fps: 30,
+            encoder: "auto".into(),
+        }
+    }
 }
 
 impl Default for WebOptions {
@@ -84,6 +131,7 @@ impl Default for WebOptions {
             oidc: Vec::new(),
             public_url: None,
             recordings_dir: None,
+            webrtc: WebRtcOptions::default(),
         }
     }
 }
@@ -198,6 +246,7 @@ pub fn router(app: Arc<App>) -> Router {
     let mut r = Router::new()
         .merge(api::routes())
         .merge(tunnel::routes())
+        .merge(webrtc_routes())
         .merge(oidc::routes());
     r = match &app.opts.assets {
         Some(dir) => r.fallback_service(static_files(dir)),
@@ -211,6 +260,29 @@ pub fn router(app: Arc<App>) -> Router {
     };
     r.layer(axum::middleware::from_fn(security_headers))
         .with_state(app)
+}
+
+#[cfg(feature = "webrtc")]
+fn webrtc_routes() -> Router<Arc<App>> {
+    webrtc::routes()
+}
+
+/// Without the `webrtc` feature the browser is told WebRTC is off.
+#[cfg(not(feature = "webrtc"))]
+fn webrtc_routes() -> Router<Arc<App>> {
+    Router::new().route(
+        "/tunnel/webrtc",
+        axum::routing::get(|| async {
+            axum::Json(serde_json::json!({"enabled": false, "video": false, "ice_servers": []}))
+        })
+        .post(|| async {
+            api::error(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "WebRTC is not available in this build.",
+            )
+        }),
+    )
 }
 
 fn static_files(dir: &Path) -> tower_http::services::ServeDir<tower_http::services::ServeFile> {

@@ -39,6 +39,8 @@ pub struct LiveTunnel {
     pub started: Instant,
     pub started_wall: SystemTime,
     pub recording_path: String,
+    /// Transport and codec for the audit events (`transport=webrtc codec=h264`).
+    pub detail: String,
     session: Mutex<Option<String>>,
     counters: Mutex<Option<Arc<Counters>>>,
 }
@@ -379,13 +381,16 @@ pub fn error_instruction(message: &str, status: Status) -> String {
 }
 
 /// Starts the session behind a tunnel: registers it, runs the gateway in
-/// its own task, and writes the audit records.
-fn start(
+/// its own task, and writes the audit records. `detail` names the transport
+/// and codec in them; `ready` learns the session id once it exists.
+pub(crate) fn start(
     app: &Arc<App>,
     uuid: &str,
     r: Resolved,
     client: ClientInfo,
     addr: SocketAddr,
+    detail: String,
+    ready: Option<tokio::sync::oneshot::Sender<String>>,
 ) -> TunnelPeer {
     let (stream, peer) = crate::stream::pair(64);
     let recording_path = r
@@ -406,6 +411,7 @@ fn start(
         started: Instant::now(),
         started_wall: SystemTime::now(),
         recording_path,
+        detail,
         session: Mutex::new(None),
         counters: Mutex::new(Some(peer.counters.clone())),
     });
@@ -420,7 +426,10 @@ fn start(
             "session.join"
         });
         fill(&mut ev, &ready_live);
-        ev.session_id = session_id;
+        ev.session_id = session_id.clone();
+        if let Some(tx) = ready {
+            let _ = tx.send(session_id);
+        }
         tokio::spawn(async move { ready_app.audit(ev).await });
     });
     let open = OpenTunnel {
@@ -463,29 +472,30 @@ fn fill(ev: &mut AuditEvent, t: &LiveTunnel) {
     ev.connection_id = t.connection_id.clone();
     ev.connection_name = t.connection_name.clone();
     ev.protocol = t.protocol.clone();
+    ev.detail = t.detail.clone();
 }
 
 /// Splits what the browser sent into instructions for the core and answers
 /// to internal (empty-opcode) instructions (`ping` is echoed).
-struct Inbound {
+pub(crate) struct Inbound {
     buf: Vec<u8>,
     parser: Parser,
 }
 
-struct Split {
-    forward: Vec<u8>,
-    replies: Vec<String>,
+pub(crate) struct Split {
+    pub(crate) forward: Vec<u8>,
+    pub(crate) replies: Vec<String>,
 }
 
 impl Inbound {
-    fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Inbound {
             buf: Vec::new(),
             parser: Parser::with_limit(max.max(8192)),
         }
     }
 
-    fn feed(&mut self, data: &[u8]) -> Result<Split, String> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Split, String> {
         self.buf.extend_from_slice(data);
         let mut out = Split {
             forward: Vec::with_capacity(data.len()),
@@ -594,7 +604,15 @@ async fn ws_session(
         to_core,
         mut from_core,
         counters: _,
-    } = start(&app, &uuid, r, client, addr);
+    } = start(
+        &app,
+        &uuid,
+        r,
+        client,
+        addr,
+        "transport=websocket codec=none".into(),
+        None,
+    );
     let mut to_core = Some(to_core);
     let mut inbound = Inbound::new(app.opts.max_message_bytes);
     loop {
@@ -658,7 +676,13 @@ async fn ws_session(
 
 fn guac_error(status: StatusCode, guac: Status, message: &str) -> Response {
     let mut res = (status, message.to_owned()).into_response();
-    let h = res.headers_mut();
+    guac_headers(res.headers_mut(), guac, message);
+    res
+}
+
+/// `Guacamole-Status-Code` and `Guacamole-Error-Message` (what gcjs reads
+/// from a refused HTTP request).
+pub(crate) fn guac_headers(h: &mut HeaderMap, guac: Status, message: &str) {
     h.insert(
         "Guacamole-Status-Code",
         HeaderValue::from_str(&guac.code().to_string()).unwrap_or(HeaderValue::from_static("512")),
@@ -677,10 +701,9 @@ fn guac_error(status: StatusCode, guac: Status, message: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(&ascii) {
         h.insert("Guacamole-Error-Message", v);
     }
-    res
 }
 
-fn http_status_for(s: Status) -> StatusCode {
+pub(crate) fn http_status_for(s: Status) -> StatusCode {
     match s {
         Status::ClientUnauthorized => StatusCode::UNAUTHORIZED,
         Status::ClientForbidden => StatusCode::FORBIDDEN,
@@ -742,7 +765,15 @@ async fn http_post(
         return match resolved {
             Ok((r, client)) => {
                 let uuid = uuid::Uuid::new_v4().to_string();
-                let peer = start(&app, &uuid, r, client, addr);
+                let peer = start(
+                    &app,
+                    &uuid,
+                    r,
+                    client,
+                    addr,
+                    "transport=http codec=none".into(),
+                    None,
+                );
                 let token = crate::random_token();
                 lock(&app.http_tunnels).insert(
                     uuid.clone(),

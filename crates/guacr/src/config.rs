@@ -89,6 +89,53 @@ pub struct WebSection {
     pub recordings_dir: Option<PathBuf>,
     /// OpenID Connect providers.
     pub oidc: Vec<OidcSection>,
+    /// The WebRTC tunnel (`[web.webrtc]`).
+    pub webrtc: WebRtcSection,
+}
+
+/// The WebRTC tunnel: data channel + H.264 video for graphical sessions.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcSection {
+    /// Offer WebRTC to browsers (they fall back to WebSocket otherwise).
+    pub enabled: bool,
+    /// Host-candidate addresses (one UDP socket per peer and address);
+    /// empty = every non-loopback IPv4 interface address plus 127.0.0.1.
+    pub addresses: Vec<String>,
+    /// STUN/TURN servers handed to browsers (NAT traversal).
+    pub ice_servers: Vec<IceServerSection>,
+    /// Send graphical sessions (VNC, RDP) as H.264 video when the browser asks.
+    pub video: bool,
+    /// Video bitrate ceiling in bit/s (announced as `b=TIAS`, enforced by the encoder).
+    pub max_bitrate: u32,
+    /// Highest video frame rate.
+    pub max_fps: u32,
+    /// `auto` (hardware encoders first when compiled in, openh264 last) or `openh264`.
+    pub encoder: String,
+}
+
+impl Default for WebRtcSection {
+    fn default() -> Self {
+        WebRtcSection {
+            enabled: true,
+            addresses: Vec::new(),
+            ice_servers: Vec::new(),
+            video: true,
+            max_bitrate: 4_000_000,
+            max_fps: 30,
+            encoder: "auto".into(),
+        }
+    }
+}
+
+/// One STUN or TURN server, as in `RTCIceServer`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct IceServerSection {
+    /// `stun:host:3478`, `turn:host:3478?transport=udp`, `turns:host:5349`.
+    pub urls: Vec<String>,
+    pub username: Option<String>,
+    pub credential: Option<String>,
 }
 
 /// One OpenID Connect provider (authorization code + PKCE).
@@ -127,6 +174,7 @@ impl Default for WebSection {
             public_url: None,
             recordings_dir: None,
             oidc: Vec::new(),
+            webrtc: WebRtcSection::default(),
         }
     }
 }
@@ -421,6 +469,17 @@ impl Config {
         })?;
         if self.web.certificate.is_some() != self.web.key.is_some() {
             anyhow::bail!("web TLS needs both web.certificate and web.key");
+        }
+        for a in &self.web.webrtc.addresses {
+            a.parse::<std::net::IpAddr>().map_err(|e| {
+                anyhow::anyhow!("web.webrtc.addresses: {a:?} is not an IP address: {e}")
+            })?;
+        }
+        if self.web.webrtc.max_bitrate < 100_000 || self.web.webrtc.max_fps == 0 {
+            anyhow::bail!("web.webrtc: max_bitrate must be at least 100000 and max_fps at least 1");
+        }
+        if !matches!(self.web.webrtc.encoder.as_str(), "auto" | "openh264") {
+            anyhow::bail!("web.webrtc.encoder must be \"auto\" or \"openh264\"");
         }
         if self.web.max_message_bytes < 8192 {
             anyhow::bail!("web.max_message_bytes must be at least 8192");

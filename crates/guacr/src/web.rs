@@ -100,6 +100,17 @@ impl Gateway for DaemonGateway {
     fn is_shutting_down(&self) -> bool {
         self.state.is_shutting_down()
     }
+
+    fn session(&self, session_id: &str) -> Option<Arc<guacr_session::Session>> {
+        self.state.registry.get(session_id)
+    }
+
+    fn is_graphical(&self, protocol: &str) -> bool {
+        self.state
+            .protocols()
+            .iter()
+            .any(|p| p.name() == protocol && p.graphical())
+    }
 }
 
 /// Whether the web gateway runs: `[web] enabled` when set, else gateway
@@ -165,6 +176,34 @@ pub fn options(cfg: &Config) -> anyhow::Result<WebOptions> {
             .collect(),
         public_url: w.public_url.clone(),
         recordings_dir: w.recordings_dir.clone(),
+        webrtc: webrtc_options(&w.webrtc)?,
+    })
+}
+
+/// `[web.webrtc]` as the web server's options.
+pub fn webrtc_options(w: &crate::config::WebRtcSection) -> anyhow::Result<guacr_web::WebRtcOptions> {
+    let mut addresses = Vec::new();
+    for a in &w.addresses {
+        addresses.push(a.parse().map_err(|e| {
+            anyhow::anyhow!("web.webrtc.addresses: {a:?} is not an IP address: {e}")
+        })?);
+    }
+    Ok(guacr_web::WebRtcOptions {
+        enabled: w.enabled,
+        addresses,
+        ice_servers: w
+            .ice_servers
+            .iter()
+            .map(|s| guacr_web::IceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect(),
+        video: w.video,
+        max_bitrate: w.max_bitrate,
+        max_fps: w.max_fps,
+        encoder: w.encoder.clone(),
     })
 }
 
