@@ -6,22 +6,22 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use guacr_protocol::Status;
 use guacr_session::SessionError;
 use ironrdp_connector::credssp::CredsspSequence;
 use ironrdp_connector::sspi::generator::GeneratorState;
-use ironrdp_connector::{Sequence, Written};
 use ironrdp_connector::{
     BitmapConfig, ClientConnector, ClientConnectorState, ConnectionResult, ConnectorError,
     ConnectorErrorKind, ConnectorResult, Credentials, DesktopSize, ServerName,
 };
+use ironrdp_connector::{Sequence, Written};
 use ironrdp_pdu::gcc;
 use ironrdp_pdu::nego::SecurityProtocol;
 use ironrdp_pdu::rdp::capability_sets::{MajorPlatformType, client_codecs_capabilities};
 use ironrdp_pdu::rdp::client_info::PerformanceFlags;
 use ironrdp_tls::CertificateValidation;
 use sha2::{Digest, Sha256};
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::settings::{RdpSettings, Security};
@@ -256,17 +256,14 @@ pub async fn begin(
         .map_err(|e| upstream(format!("RDP connection failed: {e}")))?;
     let mut framed = ironrdp_tokio::TokioFramed::new(tcp);
     let mut connector = connector(req, client_addr, attach);
-    let begun = tokio::time::timeout(
-        req.connect_timeout,
-        async {
-            let mut wbuf = ironrdp_core::WriteBuf::new();
-            while !connector.should_perform_security_upgrade() {
-                let (stream, rbuf) = framed.get_inner_mut();
-                step(stream, rbuf, &mut connector, &mut wbuf).await?;
-            }
-            Ok::<_, ConnectorError>(())
-        },
-    )
+    let begun = tokio::time::timeout(req.connect_timeout, async {
+        let mut wbuf = ironrdp_core::WriteBuf::new();
+        while !connector.should_perform_security_upgrade() {
+            let (stream, rbuf) = framed.get_inner_mut();
+            step(stream, rbuf, &mut connector, &mut wbuf).await?;
+        }
+        Ok::<_, ConnectorError>(())
+    })
     .await
     .map_err(|_| {
         SessionError::new(
@@ -399,7 +396,9 @@ pub async fn finish(
         other => {
             return Err(SessionError::new(
                 Status::Unsupported,
-                format!("The RDP server redirected the connection (not supported by guacr yet): {other:?}"),
+                format!(
+                    "The RDP server redirected the connection (not supported by guacr yet): {other:?}"
+                ),
             ));
         }
     };
@@ -436,7 +435,10 @@ fn take(rbuf: &mut BytesMut, size: Option<(bool, usize)>) -> ConnectorResult<Tak
     }
 }
 
-async fn read_more<S: AsyncRead + Unpin>(stream: &mut S, rbuf: &mut BytesMut) -> ConnectorResult<()> {
+async fn read_more<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+) -> ConnectorResult<()> {
     rbuf.reserve(16 * 1024);
     let n = stream
         .read_buf(rbuf)
@@ -516,6 +518,7 @@ where
 }
 
 /// CredSSP (NLA) with NTLM; Kerberos (a KDC) is not supported.
+#[allow(clippy::too_many_arguments)]
 async fn credssp<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     rbuf: &mut BytesMut,
@@ -734,4 +737,3 @@ mod tests {
         assert_eq!(e.status, Status::UpstreamNotFound);
     }
 }
-

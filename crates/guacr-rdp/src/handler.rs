@@ -11,7 +11,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use guacr_display::{Display, DisplayConfig, DisplayError, EncodePool, PixelFormat as DisplayFormat};
+use guacr_display::{
+    Display, DisplayConfig, DisplayError, EncodePool, PixelFormat as DisplayFormat,
+};
 use guacr_protocol::{InstructionWriter, Status};
 use guacr_session::{
     HandlerEvent, Input, ParamSpec, Protocol, ProtocolFuture, Session, SessionContext,
@@ -29,6 +31,7 @@ use ironrdp_svc::SvcProcessorMessages;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
+use crate::audio::{self, AudioReceiver, AudioStream};
 use crate::clipboard::{self, ClipboardSettings, LineEndings};
 use crate::connect::{self, ConnectRequest, Connected, UpgradedFramed};
 use crate::input::{MouseState, key_events, synchronize};
@@ -37,6 +40,8 @@ use crate::settings::{RDP_ARGS, RdpSettings, ResizeMethod, clamp_size};
 
 /// Broadcast stream index for clipboard data (odd: broadcast; the display uses 1).
 const CLIPBOARD_STREAM: i32 = 3;
+/// Broadcast stream index for audio (odd: broadcast).
+const AUDIO_STREAM: i32 = 5;
 /// How long the owner has to answer `required` with the credentials.
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(120);
 /// A size change settles for this long before the desktop follows it.
@@ -116,7 +121,10 @@ fn display_error(e: &DisplayError) -> SessionError {
 }
 
 fn session_error(e: &ironrdp_session::SessionError) -> SessionError {
-    upstream(format!("The RDP server sent data guacr cannot process: {}", e.report()))
+    upstream(format!(
+        "The RDP server sent data guacr cannot process: {}",
+        e.report()
+    ))
 }
 
 fn write_error(e: &std::io::Error) -> SessionError {
@@ -158,7 +166,15 @@ async fn connect(
     owner: &UserInfo,
     events: &mut SessionEvents,
     deferred: &mut Vec<HandlerEvent>,
-) -> Result<Connected, SessionError> {
+) -> Result<(Connected, Option<AudioReceiver>), SessionError> {
+    // guacd always offers RDPSND unless disable-audio; with no user able to
+    // play audio/L16 no format is advertised.
+    let (rdpsnd, audio_rx) = if s.disable_audio {
+        (None, None)
+    } else {
+        let (c, rx) = audio::channel(audio::user_accepts(&owner.client));
+        (Some(c), Some(rx))
+    };
     let mut req = ConnectRequest {
         settings: s,
         username: creds.username.clone(),
@@ -172,7 +188,7 @@ async fn connect(
             s.timezone.as_deref().or(owner.client.timezone.as_deref()),
         ),
         connect_timeout: opts.connect_timeout,
-        audio: false,
+        audio: rdpsnd.is_some(),
     };
     let clip = ClipboardSettings::new(
         s.disable_copy,
@@ -183,11 +199,14 @@ async fn connect(
             .unwrap_or_default(),
     );
     let display_update = s.resize_method == ResizeMethod::DisplayUpdate;
-    let attach = move |c: &mut ClientConnector| attach_channels(c, clip, display_update);
+    let attach = move |c: &mut ClientConnector| {
+        attach_channels(c, clip, display_update);
+        if let Some(rdpsnd) = rdpsnd {
+            c.attach_static_channel(rdpsnd);
+        }
+    };
     let (framed, mut connector, selected) = connect::begin(&req, attach).await?;
-    if connect::uses_credssp(selected)
-        && (creds.username.is_none() || creds.password.is_none())
-    {
+    if connect::uses_credssp(selected) && (creds.username.is_none() || creds.password.is_none()) {
         let (u, p) = ask_credentials(
             session,
             owner,
@@ -211,7 +230,9 @@ async fn connect(
         };
         connector.config.autologon = creds.password.is_some();
     }
-    connect::finish(&req, framed, connector, selected, opts.handshake_timeout).await
+    let connected =
+        connect::finish(&req, framed, connector, selected, opts.handshake_timeout).await?;
+    Ok((connected, audio_rx))
 }
 
 fn attach_channels(c: &mut ClientConnector, clip: ClipboardSettings, display_update: bool) {
@@ -332,6 +353,8 @@ struct Driver {
     resize_in_flight: bool,
     encode_time: metrics::Histogram,
     video_dirty: bool,
+    audio_rx: Option<AudioReceiver>,
+    audio_out: AudioStream,
 }
 
 enum Wake {
@@ -376,7 +399,10 @@ impl Driver {
 
     /// Copies a changed rectangle of the decoded image into the display.
     fn copy_rect(&mut self, r: &InclusiveRectangle) -> Result<(), SessionError> {
-        let (iw, ih) = (u32::from(self.image.width()), u32::from(self.image.height()));
+        let (iw, ih) = (
+            u32::from(self.image.width()),
+            u32::from(self.image.height()),
+        );
         let (x0, y0) = (u32::from(r.left), u32::from(r.top));
         let x1 = u32::from(r.right).min(iw.saturating_sub(1));
         let y1 = u32::from(r.bottom).min(ih.saturating_sub(1));
@@ -390,7 +416,15 @@ impl Driver {
             return Ok(());
         };
         self.display
-            .put_bytes(x0, y0, x1 - x0 + 1, y1 - y0 + 1, data, stride, DisplayFormat::Bgrx32)
+            .put_bytes(
+                x0,
+                y0,
+                x1 - x0 + 1,
+                y1 - y0 + 1,
+                data,
+                stride,
+                DisplayFormat::Bgrx32,
+            )
             .map_err(|e| display_error(&e))?;
         self.video_dirty = true;
         Ok(())
@@ -441,6 +475,11 @@ impl Driver {
             }
         }
         self.pump_clipboard().await?;
+        if let Some(rx) = &self.audio_rx {
+            for chunk in rx.drain() {
+                self.audio_out.deliver(&self.session, &chunk);
+            }
+        }
         Ok(None)
     }
 
@@ -656,7 +695,10 @@ impl Driver {
         match self.settings.resize_method {
             ResizeMethod::Reconnect => return Ok(Some(End::Reconnect(w, h))),
             ResizeMethod::DisplayUpdate => {
-                match self.stage.encode_resize(u32::from(w), u32::from(h), None, None) {
+                match self
+                    .stage
+                    .encode_resize(u32::from(w), u32::from(h), None, None)
+                {
                     Some(Ok(frame)) => {
                         self.send(&frame).await?;
                         self.resize_in_flight = true;
@@ -683,6 +725,7 @@ impl Driver {
     }
 
     async fn goodbye(&mut self) {
+        self.audio_out.close(&self.session);
         let mut events = key_events(&self.keys.release_all());
         events.extend(self.mouse.release_all());
         let _ = self.send_input(&events).await;
@@ -698,8 +741,8 @@ impl Driver {
 
 async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError> {
     let settings = RdpSettings::from_params(&ctx.params)?;
-    let layout = Layout::from_name(settings.server_layout.as_deref().unwrap_or("")).ok_or_else(
-        || {
+    let layout =
+        Layout::from_name(settings.server_layout.as_deref().unwrap_or("")).ok_or_else(|| {
             SessionError::new(
                 Status::ClientBadRequest,
                 format!(
@@ -707,8 +750,7 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
                     settings.server_layout.as_deref().unwrap_or("")
                 ),
             )
-        },
-    )?;
+        })?;
     let session = ctx.session.clone();
     let owner = ctx.owner.clone();
     let mut size = settings.desktop_size(&owner.client);
@@ -722,19 +764,25 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
     loop {
         // Boxed as `Send` where the lifetimes are concrete (IronRDP's
         // sequences otherwise defeat the higher-ranked `Send` proof).
-        let connecting: Pin<Box<dyn Future<Output = Result<Connected, SessionError>> + Send + '_>> =
-            Box::pin(connect(
-                &settings,
-                &layout,
-                size,
-                &mut creds,
-                &opts,
-                &session,
-                &owner,
-                &mut ctx.events,
-                &mut deferred,
-            ));
-        let connected = unless_abandoned(&session, connecting).await??;
+        type Connecting<'a> = Pin<
+            Box<
+                dyn Future<Output = Result<(Connected, Option<AudioReceiver>), SessionError>>
+                    + Send
+                    + 'a,
+            >,
+        >;
+        let connecting: Connecting<'_> = Box::pin(connect(
+            &settings,
+            &layout,
+            size,
+            &mut creds,
+            &opts,
+            &session,
+            &owner,
+            &mut ctx.events,
+            &mut deferred,
+        ));
+        let (connected, audio_rx) = unless_abandoned(&session, connecting).await??;
         let Connected {
             framed,
             result,
@@ -794,6 +842,8 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
             resize_in_flight: false,
             encode_time: metrics::histogram!("guacr_frame_encode_seconds", "protocol" => "rdp"),
             video_dirty: true,
+            audio_rx,
+            audio_out: AudioStream::new(AUDIO_STREAM),
         };
         d.send_input(&[synchronize(false, false)]).await?;
         d.pump_clipboard().await?;
@@ -805,7 +855,11 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
         let end = drive(&mut d, &mut ctx.events).await;
         match end {
             Ok(End::Reconnect(nw, nh)) => {
-                tracing::info!(width = nw, height = nh, "reconnecting to resize the RDP desktop");
+                tracing::info!(
+                    width = nw,
+                    height = nh,
+                    "reconnecting to resize the RDP desktop"
+                );
                 d.goodbye().await;
                 size = (nw, nh, size.2);
                 kept_display = Some(d.display);
@@ -846,7 +900,7 @@ async fn drive(d: &mut Driver, events: &mut SessionEvents) -> Result<End, Sessio
                 }
             }
             Wake::Event(HandlerEvent::Joined(user)) => d.joined(user).await,
-            Wake::Event(HandlerEvent::Left(_)) => {}
+            Wake::Event(HandlerEvent::Left(user)) => d.audio_out.user_left(&user.id),
             Wake::Event(HandlerEvent::Shutdown) => {
                 if session.user_count() == 0 || session.is_shutting_down() {
                     d.goodbye().await;

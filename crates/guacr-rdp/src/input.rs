@@ -152,24 +152,40 @@ mod tests {
     fn move_press_release_wheel() {
         let mut m = MouseState::default();
         let e = m.update(10, 20, 0, 800, 600);
-        assert_eq!(e.iter().map(flags).collect::<Vec<_>>(), vec![(0x0800, 0, 10, 20)]);
+        assert_eq!(
+            e.iter().map(flags).collect::<Vec<_>>(),
+            vec![(0x0800, 0, 10, 20)]
+        );
         // Same position, left pressed: no move, a press.
         let e = m.update(10, 20, 1, 800, 600);
-        assert_eq!(e.iter().map(flags).collect::<Vec<_>>(), vec![(0x9000, 0, 10, 20)]);
+        assert_eq!(
+            e.iter().map(flags).collect::<Vec<_>>(),
+            vec![(0x9000, 0, 10, 20)]
+        );
         // Moved while held, then released with the right button pressed.
         let e = m.update(11, 20, 4, 800, 600);
         assert_eq!(
             e.iter().map(flags).collect::<Vec<_>>(),
-            vec![(0x0800, 0, 11, 20), (0x1000, 0, 11, 20), (0xa000, 0, 11, 20)]
+            vec![
+                (0x0800, 0, 11, 20),
+                (0x1000, 0, 11, 20),
+                (0xa000, 0, 11, 20)
+            ]
         );
         // Wheel down: one notch, negative.
         let e = m.update(11, 20, 4 | 16, 800, 600);
-        assert_eq!(e.iter().map(flags).collect::<Vec<_>>(), vec![(0x0200, -120, 11, 20)]);
+        assert_eq!(
+            e.iter().map(flags).collect::<Vec<_>>(),
+            vec![(0x0200, -120, 11, 20)]
+        );
         // Releasing the wheel bit sends nothing for the wheel.
         let e = m.update(11, 20, 4, 800, 600);
         assert!(e.is_empty());
         let e = m.release_all();
-        assert_eq!(e.iter().map(flags).collect::<Vec<_>>(), vec![(0x2000, 0, 11, 20)]);
+        assert_eq!(
+            e.iter().map(flags).collect::<Vec<_>>(),
+            vec![(0x2000, 0, 11, 20)]
+        );
     }
 
     #[test]

@@ -267,7 +267,10 @@ fn optional_u32(p: &Params, name: &str, min: u32, max: u32) -> Result<Option<u32
 /// colons, optionally prefixed `sha256:`, separated by commas or spaces.
 pub fn parse_fingerprints(s: &str) -> Result<Vec<[u8; 32]>, String> {
     let mut out = Vec::new();
-    for word in s.split([',', ' ', '\n', '\t', ';']).filter(|w| !w.is_empty()) {
+    for word in s
+        .split([',', ' ', '\n', '\t', ';'])
+        .filter(|w| !w.is_empty())
+    {
         let lower = word.to_ascii_lowercase();
         let hex: String = lower
             .strip_prefix("sha256:")
@@ -332,8 +335,12 @@ impl RdpSettings {
                 )));
             }
         };
-        let cert_fingerprints = parse_fingerprints(p.get_or("cert-fingerprints", ""))
-            .map_err(|e| invalid(format!("invalid value for parameter \"cert-fingerprints\": {e}")))?;
+        let cert_fingerprints =
+            parse_fingerprints(p.get_or("cert-fingerprints", "")).map_err(|e| {
+                invalid(format!(
+                    "invalid value for parameter \"cert-fingerprints\": {e}"
+                ))
+            })?;
         if p.get("remote-app").is_some() {
             return Err(unsupported(
                 "RemoteApp (remote-app) is not supported by guacr yet.",
