@@ -143,7 +143,9 @@ pub fn connector_config(req: &ConnectRequest<'_>) -> ironrdp_connector::Config {
         bitmap: Some(BitmapConfig {
             lossy_compression: false,
             color_depth: s.color_depth,
-            codecs: client_codecs_capabilities(&[]).unwrap_or_default(),
+            // RemoteFX is lossy (the display pipeline decides about
+            // lossy encoding itself); like guacd, planar/interleaved bitmaps.
+            codecs: client_codecs_capabilities(&["remotefx:off"]).unwrap_or_default(),
         }),
         dig_product_id: String::new(),
         client_dir: String::new(),

@@ -127,6 +127,11 @@ fn session_error(e: &ironrdp_session::SessionError) -> SessionError {
     ))
 }
 
+/// IronRDP's error for a valid share-data PDU it has no use for.
+fn is_unhandled_pdu(e: &ironrdp_session::SessionError) -> bool {
+    matches!(e.kind(), ironrdp_session::SessionErrorKind::Reason(r) if r.starts_with("unhandled PDU"))
+}
+
 fn write_error(e: &std::io::Error) -> SessionError {
     upstream(format!("Lost the connection to the RDP server: {e}"))
 }
@@ -436,10 +441,16 @@ impl Driver {
         action: ironrdp_pdu::Action,
         frame: &[u8],
     ) -> Result<Option<End>, SessionError> {
-        let outputs = self
-            .stage
-            .process(&mut self.image, action, frame, None)
-            .map_err(|e| session_error(&e))?;
+        let outputs = match self.stage.process(&mut self.image, action, frame, None) {
+            Ok(o) => o,
+            Err(e) if is_unhandled_pdu(&e) => {
+                // A well-formed PDU IronRDP does not act on (Play Sound for
+                // the bell, …): nothing to do, like guacd.
+                tracing::debug!("ignoring an RDP PDU: {}", e.report());
+                return Ok(None);
+            }
+            Err(e) => return Err(session_error(&e)),
+        };
         for o in outputs {
             match o {
                 ActiveStageOutput::ResponseFrame(f) => self.send(&f).await?,
@@ -959,6 +970,20 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unhandled_pdus_are_not_fatal() {
+        use ironrdp_session::{SessionError as E, SessionErrorKind as K};
+        assert!(is_unhandled_pdu(&E::new(
+            "IO channel",
+            K::Reason("unhandled PDU: \"Play Sound PDU\"".into())
+        )));
+        assert!(!is_unhandled_pdu(&E::new(
+            "x",
+            K::Reason("bad length".into())
+        )));
+        assert!(!is_unhandled_pdu(&E::new("x", K::General)));
+    }
 
     #[test]
     fn server_closing_is_a_clean_end() {
