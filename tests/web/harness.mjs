@@ -57,12 +57,18 @@ export async function sshReachable(host, port) {
   });
 }
 
+const handedOut = new Set();
 async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-    s.on('error', reject);
-  });
+  // The kernel may hand the same ephemeral port out twice in a row once it is closed:
+  // never give one port to two listeners of this process.
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => { const { port: p } = s.address(); s.close(() => resolve(p)); });
+      s.on('error', reject);
+    });
+    if (!handedOut.has(port)) { handedOut.add(port); return port; }
+  }
 }
 
 export function guacrBin() {

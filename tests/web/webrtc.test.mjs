@@ -231,9 +231,17 @@ describe('guacr web client over WebRTC', () => {
     assert.equal(opaque, 0, 'layer 0 has no opaque pixels in video mode');
 
     await pointAtCentre(p);
-    await videoSettle(p);
-    await videoSnap(p, 'before');
-    assert.ok(await videoColours(p, 'before') > 1, 'the decoded video shows the desktop (not one flat colour)');
+    // The first frame may precede the VNC server's first full update: wait for the desktop.
+    const showEnd = Date.now() + 15000;
+    let vc = 0;
+    for (;;) {
+      await videoSettle(p);
+      await videoSnap(p, 'before');
+      vc = await videoColours(p, 'before');
+      if (vc > 1 || Date.now() > showEnd) break;
+    }
+    if (vc <= 1) await shot(p, 'webrtc-vnc-video-flat');
+    assert.ok(vc > 1, `the decoded video shows the desktop (not one flat colour): ${vc} colours, ${JSON.stringify(await rtcStats(p))}`);
     const f0 = (await rtcStats(p)).framesDecoded;
     await typeInto(p, 'echo webrtc-video-typed-0123456789');
     await videoSettle(p);

@@ -262,6 +262,7 @@ export async function renderClient(target: Target): Promise<void> {
     // Takes effect on a new connection: reconnect if this one uses WebRTC.
     if (rtcTunnel && hook.transport.startsWith('WebRTC') && hook.state === 3) {
       toast(videoWanted ? 'Reconnecting with video…' : 'Reconnecting without video…');
+      toggleMenu(false);
       start();
     }
   });
