@@ -1,0 +1,672 @@
+//! The `rdp` protocol through the real daemon, against real RDP servers started by
+//! `scripts/test-peers.sh start` (plug-in scripts/peers.d/rdp.sh):
+//! * xrdp 0.9 with the Xvnc backend, TLS security (127.0.0.1:3389, user guacr-rdp);
+//! * xrdp 0.9 with the Xvnc backend, standard RDP security (encryption level none,
+//!   127.0.0.1:3391, user guacr-rdp2);
+//! * FreeRDP's shadow server on Xvfb :21, NLA only (3390, NTLM SAM file) and TLS only with
+//!   PAM after logon (3392).
+//!
+//! Every desktop shows an xterm. The X server's own screenshot (`xwd`) is the reference
+//! picture; typing is checked by the file the typed command writes; the clipboard by `xclip`
+//! on the session's display.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{TestDaemon, client_info, refused_port};
+use guacr_testkit::GuacClient;
+use tokio::net::TcpStream;
+
+const T: Duration = Duration::from_secs(30);
+
+// ------------------------------------------------------------------ peers
+
+#[derive(Debug)]
+struct Server {
+    name: &'static str,
+    port: String,
+    user: String,
+    /// guacd's `security` value for this server.
+    security: &'static str,
+    /// Where to find the X display: fixed (shadow) or written by the session (xrdp).
+    display: DisplaySource,
+    /// Serialises the tests that type into, resize or read this desktop.
+    lock: &'static tokio::sync::Mutex<()>,
+    /// The server's framebuffer holds the mouse pointer (Xvnc behind xrdp draws it in);
+    /// `xwd` pictures never do, so comparisons skip the pointer's box.
+    pointer_in_framebuffer: bool,
+    /// How close the rebuilt picture must get to the X screen: (per-channel tolerance,
+    /// pixels allowed beyond it).
+    fidelity: (u8, usize),
+}
+
+#[derive(Debug)]
+enum DisplaySource {
+    Fixed(String),
+    /// The session's window manager writes `$DISPLAY` into this file at session start.
+    SessionFile(String),
+}
+
+#[derive(Debug)]
+struct RdpPeers {
+    host: String,
+    password: String,
+    xrdp_tls: Server,
+    xrdp_rdp: Server,
+    shadow_nla: Server,
+    shadow_tls: Server,
+}
+
+fn peers() -> &'static RdpPeers {
+    static P: OnceLock<RdpPeers> = OnceLock::new();
+    // xrdp users have a session each; both shadow servers share one Xvfb display.
+    static LOCKS: [tokio::sync::Mutex<()>; 3] = [
+        tokio::sync::Mutex::const_new(()),
+        tokio::sync::Mutex::const_new(()),
+        tokio::sync::Mutex::const_new(()),
+    ];
+    P.get_or_init(|| {
+        let var = |k: &str| -> String {
+            guacr_testkit::peers::var(k).unwrap_or_else(|| {
+                panic!(
+                    "{k} is not set: start the RDP test peers with \
+                     `scripts/test-peers.sh install && scripts/test-peers.sh start` \
+                     (plug-in scripts/peers.d/rdp.sh)"
+                )
+            })
+        };
+        let shadow_display = var("GUACR_TEST_RDP_SHADOW_DISPLAY");
+        RdpPeers {
+            host: var("GUACR_TEST_RDP_HOST"),
+            password: var("GUACR_TEST_RDP_PASSWORD"),
+            xrdp_tls: Server {
+                name: "xrdp (TLS)",
+                port: var("GUACR_TEST_RDP_XRDP_TLS_PORT"),
+                user: var("GUACR_TEST_RDP_XRDP_TLS_USER"),
+                security: "tls",
+                display: DisplaySource::SessionFile(var("GUACR_TEST_RDP_XRDP_TLS_DISPLAY_FILE")),
+                lock: &LOCKS[0],
+                pointer_in_framebuffer: true,
+                fidelity: (0, 0),
+            },
+            xrdp_rdp: Server {
+                name: "xrdp (RDP security)",
+                port: var("GUACR_TEST_RDP_XRDP_RDP_PORT"),
+                user: var("GUACR_TEST_RDP_XRDP_RDP_USER"),
+                security: "rdp",
+                display: DisplaySource::SessionFile(var("GUACR_TEST_RDP_XRDP_RDP_DISPLAY_FILE")),
+                lock: &LOCKS[1],
+                pointer_in_framebuffer: true,
+                fidelity: (0, 0),
+            },
+            shadow_nla: Server {
+                name: "FreeRDP shadow (NLA)",
+                port: var("GUACR_TEST_RDP_SHADOW_PORT"),
+                user: var("GUACR_TEST_RDP_SHADOW_USER"),
+                security: "nla",
+                display: DisplaySource::Fixed(shadow_display.clone()),
+                lock: &LOCKS[2],
+                pointer_in_framebuffer: false,
+                fidelity: SHADOW_FIDELITY,
+            },
+            shadow_tls: Server {
+                name: "FreeRDP shadow (TLS)",
+                port: var("GUACR_TEST_RDP_SHADOW_TLS_PORT"),
+                user: var("GUACR_TEST_RDP_SHADOW_USER"),
+                security: "tls",
+                display: DisplaySource::Fixed(shadow_display),
+                lock: &LOCKS[2],
+                pointer_in_framebuffer: false,
+                fidelity: SHADOW_FIDELITY,
+            },
+        }
+    })
+}
+
+fn all_servers() -> [&'static Server; 4] {
+    let p = peers();
+    [&p.xrdp_tls, &p.xrdp_rdp, &p.shadow_nla, &p.shadow_tls]
+}
+
+fn xrdp_servers() -> [&'static Server; 2] {
+    let p = peers();
+    [&p.xrdp_tls, &p.xrdp_rdp]
+}
+
+/// The guacd parameters for `server` (its user and password, `ignore-cert`), `extra`
+/// overriding or adding.
+fn params<'a>(server: &'a Server, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let p = peers();
+    let mut params: Vec<(&str, &str)> = vec![
+        ("hostname", p.host.as_str()),
+        ("port", server.port.as_str()),
+        ("username", server.user.as_str()),
+        ("password", p.password.as_str()),
+        ("security", server.security),
+        ("ignore-cert", "true"),
+    ];
+    for (k, v) in extra {
+        params.retain(|(n, _)| n != k);
+        params.push((k, v));
+    }
+    params
+}
+
+/// Connects to `server` through the daemon at 1024x768.
+async fn rdp_session(
+    d: &TestDaemon,
+    server: &Server,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<GuacClient<TcpStream>> {
+    let mut c = d.client().await;
+    c.handshake("rdp", &client_info(1024, 768), &params(server, extra))
+        .await?;
+    // Like a browser, report where the pointer is: Xvnc (behind xrdp) draws its cursor
+    // into the framebuffer while the client's pointer position differs from the server's
+    // (and `xwd` pictures never contain the cursor).
+    c.send_mouse(POINTER.0 as i32, POINTER.1 as i32, 0).await?;
+    Ok(c)
+}
+
+/// The session's X display, once the server shows it (xrdp: after login, from the file
+/// the session's window manager wrote; the display must answer and show the xterm).
+async fn x_display(server: &Server, c: &mut GuacClient<TcpStream>) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        let candidate = match &server.display {
+            DisplaySource::Fixed(d) => Some(d.clone()),
+            DisplaySource::SessionFile(f) => std::fs::read_to_string(f)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+        };
+        if let Some(d) = candidate
+            && xterm_window(&d).is_some()
+        {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no session display with an xterm; {}",
+            server.name,
+            c.state().summary()
+        );
+        let _ = c.drain(Duration::from_millis(200)).await;
+    }
+}
+
+// ------------------------------------------------------------------ X side
+
+fn x_output(display: &str, program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .env("DISPLAY", display)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e} (install the RDP peers)"));
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn xterm_window(display: &str) -> Option<String> {
+    x_output(display, "xdotool", &["search", "--class", "xterm"])?
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
+/// Where the X pointer is.
+fn mouse_location(display: &str) -> Option<(u32, u32)> {
+    let out = x_output(display, "xdotool", &["getmouselocation", "--shell"])?;
+    let get =
+        |k: &str| -> Option<u32> { out.lines().find_map(|l| l.strip_prefix(k))?.parse().ok() };
+    Some((get("X=")?, get("Y=")?))
+}
+
+fn screen_size(display: &str) -> (u32, u32) {
+    let info = x_output(display, "xdpyinfo", &[]).expect("xdpyinfo");
+    let dims = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dimensions:"))
+        .expect("dimensions in xdpyinfo");
+    let wh = dims.split_whitespace().next().unwrap();
+    let (w, h) = wh.split_once('x').unwrap();
+    (w.parse().unwrap(), h.parse().unwrap())
+}
+
+/// The X server's own picture of the whole screen (`xwd -root`), as RGBA.
+fn x_screenshot(display: &str) -> (u32, u32, Vec<u8>) {
+    let out = Command::new("xwd")
+        .args(["-root", "-silent", "-display", display])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running xwd (x11-apps)");
+    assert!(out.status.success(), "xwd failed on {display}");
+    parse_xwd(&out.stdout).unwrap_or_else(|e| panic!("parsing xwd output: {e}"))
+}
+
+/// Parses an XWD (X Window Dump, version 7) image of a TrueColor visual with 24 or 32 bits
+/// per pixel.
+fn parse_xwd(data: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    let field = |i: usize| -> Result<u32, String> {
+        data.get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| "truncated header".to_owned())
+    };
+    let header_size = field(0)? as usize;
+    if field(1)? != 7 {
+        return Err(format!("XWD version {} (want 7)", field(1)?));
+    }
+    if field(2)? != 2 {
+        return Err("not a ZPixmap".into());
+    }
+    let (width, height) = (field(4)?, field(5)?);
+    let byte_order = field(7)?; // 0 = LSBFirst
+    let bpp = field(11)?;
+    let bytes_per_line = field(12)? as usize;
+    let (rmask, gmask, bmask) = (field(14)?, field(15)?, field(16)?);
+    let ncolors = field(19)? as usize;
+    if bpp != 32 && bpp != 24 {
+        return Err(format!("{bpp} bits per pixel"));
+    }
+    let start = header_size + ncolors * 12;
+    let bytes_pp = (bpp / 8) as usize;
+    let pixels = data
+        .get(start..start + bytes_per_line * height as usize)
+        .ok_or("truncated pixel data")?;
+    let channel = |v: u32, mask: u32| -> u8 {
+        if mask == 0 {
+            return 0;
+        }
+        let shift = mask.trailing_zeros();
+        let bits = (mask >> shift).count_ones();
+        let raw = (v & mask) >> shift;
+        ((raw * 255) / ((1u32 << bits) - 1)) as u8
+    };
+    let mut rgba = Vec::with_capacity(width as usize * height as usize * 4);
+    for row in pixels.chunks_exact(bytes_per_line) {
+        for px in row[..width as usize * bytes_pp].chunks_exact(bytes_pp) {
+            let mut v = 0u32;
+            if byte_order == 0 {
+                for (i, b) in px.iter().enumerate() {
+                    v |= u32::from(*b) << (8 * i);
+                }
+            } else {
+                for b in px {
+                    v = (v << 8) | u32::from(*b);
+                }
+            }
+            rgba.extend_from_slice(&[channel(v, rmask), channel(v, gmask), channel(v, bmask), 255]);
+        }
+    }
+    Ok((width, height, rgba))
+}
+
+/// FreeRDP's shadow server: the picture converges to the exact X screen too (checked with
+/// no tolerance; relax here if a codec change makes it lossy).
+const SHADOW_FIDELITY: (u8, usize) = (0, 0);
+
+/// Where the tests leave the pointer (over the xterm, which has keyboard focus then).
+const POINTER: (u32, u32) = (300, 200);
+
+/// Compares two RGBA pictures: Ok when at most `max_bad` pixels differ by more than
+/// `tolerance` on some channel; pixels within 24 px of `skip` are not compared.
+fn diff(
+    a: (u32, u32, &[u8]),
+    b: (u32, u32, &[u8]),
+    tolerance: u8,
+    max_bad: usize,
+    skip: Option<(u32, u32)>,
+) -> Result<(), String> {
+    if (a.0, a.1) != (b.0, b.1) {
+        return Err(format!("sizes differ: {}x{} vs {}x{}", a.0, a.1, b.0, b.1));
+    }
+    let mut count = 0usize;
+    let mut first = Vec::new();
+    let mut hist = [0usize; 4]; // max channel difference > 0, > 8, > 32, > 96
+    for (i, (pa, pb)) in a.2.chunks_exact(4).zip(b.2.chunks_exact(4)).enumerate() {
+        let (x, y) = (i as u32 % a.0, i as u32 / a.0);
+        if skip.is_some_and(|(px, py)| x.abs_diff(px) <= 24 && y.abs_diff(py) <= 24) {
+            continue;
+        }
+        let worst = pa[..3]
+            .iter()
+            .zip(&pb[..3])
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0);
+        for (slot, limit) in hist.iter_mut().zip([0u8, 8, 32, 96]) {
+            if worst > limit {
+                *slot += 1;
+            }
+        }
+        let differs = worst > tolerance;
+        if differs {
+            count += 1;
+            if first.len() < 5 {
+                first.push(format!("({x},{y}): {:?} vs {:?}", &pa[..3], &pb[..3]));
+            }
+        }
+    }
+    if count <= max_bad {
+        Ok(())
+    } else {
+        Err(format!(
+            "{count} pixels differ by more than {tolerance} ({} / {} / {} / {} by more than \
+             0 / 8 / 32 / 96), e.g. {}",
+            hist[0],
+            hist[1],
+            hist[2],
+            hist[3],
+            first.join(", ")
+        ))
+    }
+}
+
+/// Waits until the display rebuilt from the instruction stream equals the X server's
+/// screenshot (within `tolerance` per channel, at most `max_bad` pixels off; the pointer's
+/// box is skipped where the server draws the pointer into its framebuffer).
+async fn wait_matches_screen(
+    c: &mut GuacClient<TcpStream>,
+    server: &Server,
+    display: &str,
+) -> Result<(), String> {
+    let (tolerance, max_bad) = server.fidelity;
+    let _ = c.send_mouse(POINTER.0 as i32, POINTER.1 as i32, 0).await;
+    let deadline = Instant::now() + T;
+    loop {
+        let _ = c.drain(Duration::from_millis(300)).await;
+        let skip = if server.pointer_in_framebuffer {
+            mouse_location(display)
+        } else {
+            None
+        };
+        let (w, h, x) = x_screenshot(display);
+        let (gw, gh, g) = c.display().screenshot();
+        let result = diff((gw, gh, &g), (w, h, &x), tolerance, max_bad, skip);
+        if result.is_ok() || Instant::now() >= deadline || c.state().closed {
+            if result.is_err() {
+                let _ = c
+                    .display()
+                    .save_png(std::env::temp_dir().join("guacr-rdp-mismatch.png"));
+            }
+            return result.map_err(|e| format!("{e}; {}", c.state().summary()));
+        }
+    }
+}
+
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A scratch file path the session's shell (the test user or root) can create: /tmp.
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("guacr-rdp-{}", unique(tag)));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+async fn wait_file(
+    c: &mut GuacClient<TcpStream>,
+    path: &std::path::Path,
+    timeout: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with('\n')
+        {
+            let _ = std::fs::remove_file(path);
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        let _ = c.drain(Duration::from_millis(100)).await;
+    }
+}
+
+/// Keeps a clipboard owner (`xclip -quiet`) alive until dropped.
+struct Selection(Child);
+
+impl Selection {
+    fn set(display: &str, selection: &str, text: &str) -> Selection {
+        use std::io::Write;
+        let mut child = Command::new("xclip")
+            .args(["-quiet", "-selection", selection])
+            .env("DISPLAY", display)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xclip");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        Selection(child)
+    }
+}
+
+impl Drop for Selection {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_selection(display: &str, selection: &str) -> Option<String> {
+    x_output(display, "xclip", &["-o", "-selection", selection])
+}
+
+/// Keyboard focus follows the pointer (no window manager): put it on the xterm, then
+/// Ctrl-C forgets any half-typed line (Ctrl-U on an empty line would ring the bell).
+async fn focus_xterm(c: &mut GuacClient<TcpStream>) {
+    c.send_mouse(POINTER.0 as i32, POINTER.1 as i32, 0)
+        .await
+        .unwrap();
+    let _ = c.drain(Duration::from_millis(100)).await;
+    c.send_key_combo(&[0xffe3, u32::from('c')]).await.unwrap();
+    // The tty flushes its input on SIGINT: let that happen before typing on.
+    let _ = c.drain(Duration::from_millis(400)).await;
+}
+
+/// Ends the session after the typed keys had time to reach the server.
+async fn settle_and_disconnect(c: &mut GuacClient<TcpStream>) {
+    let _ = c.drain(Duration::from_millis(500)).await;
+    let _ = c.disconnect().await;
+}
+
+/// Types `command` + Return into the xterm and returns what it wrote to a scratch file:
+/// `command` gets ` > FILE` appended.
+async fn run_typed(c: &mut GuacClient<TcpStream>, tag: &str, command: &str) -> Option<String> {
+    let file = scratch(tag);
+    focus_xterm(c).await;
+    c.type_text(&format!("{command} > {}\n", file.display()))
+        .await
+        .unwrap();
+    let got = wait_file(c, &file, T).await;
+    if got.is_none() {
+        let _ = c
+            .display()
+            .save_png(std::env::temp_dir().join("guacr-rdp-typed.png"));
+    }
+    got
+}
+
+// ------------------------------------------------------------------ tests
+
+/// Every server: log in, get a display of the desktop's size that shows the session's
+/// xterm: the rebuilt picture equals the X server's own screenshot.
+#[tokio::test]
+async fn logs_in_and_shows_the_xterm() {
+    let d = TestDaemon::start().await;
+    for server in all_servers() {
+        let _g = server.lock.lock().await;
+        let mut c = rdp_session(&d, server, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:#}", server.name));
+        let display = x_display(server, &mut c).await;
+        let (w, h) = screen_size(&display);
+        c.wait_for(T, |disp, _| disp.width() == w && disp.height() == h)
+            .await
+            .unwrap_or_else(|e| panic!("{}: no {w}x{h} display: {e:#}", server.name));
+        wait_matches_screen(&mut c, server, &display)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", server.name));
+        assert!(
+            c.state().count("img") > 0,
+            "{}: images were sent",
+            server.name
+        );
+        assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// Typing reaches the xterm's shell (shifted characters included): the typed command's
+/// output lands in a file; the echoed line is on the rebuilt display as on the X screen.
+#[tokio::test]
+async fn typing_reaches_the_xterm() {
+    let d = TestDaemon::start().await;
+    for server in all_servers() {
+        let _g = server.lock.lock().await;
+        let mut c = rdp_session(&d, server, &[]).await.unwrap();
+        let display = x_display(server, &mut c).await;
+        wait_matches_screen(&mut c, server, &display).await.unwrap();
+        let word = unique("Guacr-RDP_ok:42");
+        let got = run_typed(&mut c, "typed", &format!("echo '{word}' \"$((6*7))\"")).await;
+        assert_eq!(
+            got.as_deref(),
+            Some(format!("{word} 42\n").as_str()),
+            "{}: the typed command ran; {}",
+            server.name,
+            c.state().summary()
+        );
+        wait_matches_screen(&mut c, server, &display)
+            .await
+            .unwrap_or_else(|e| panic!("{}: after typing: {e}", server.name));
+        c.type_text("clear\n").await.unwrap();
+        settle_and_disconnect(&mut c).await;
+    }
+}
+
+/// Wrong password → 769 where the server tells (NLA refuses the credentials; the shadow
+/// server's PAM check after logon); the password never shows in the message.
+#[tokio::test]
+async fn wrong_password_is_769() {
+    let d = TestDaemon::start().await;
+    let p = peers();
+    for server in [&p.shadow_nla] {
+        let mut c = rdp_session(&d, server, &[("password", "wrongpw!")])
+            .await
+            .unwrap();
+        c.wait_for_close(T).await.unwrap();
+        let e = c
+            .state()
+            .last_error()
+            .unwrap_or_else(|| panic!("{}: an error; {}", server.name, c.state().summary()))
+            .clone();
+        assert_eq!(e.status, 769, "{}: {e:?}", server.name);
+        assert!(!e.message.contains("wrongpw"), "{e:?}");
+    }
+}
+
+/// Nothing listening → 519; the daemon keeps serving.
+#[tokio::test]
+async fn refused_is_519() {
+    let d = TestDaemon::start().await;
+    let p = peers();
+    let port = refused_port();
+    let mut c = d.client().await;
+    c.handshake(
+        "rdp",
+        &client_info(800, 600),
+        &[
+            ("hostname", p.host.as_str()),
+            ("port", port.as_str()),
+            ("username", "nobody"),
+            ("password", "x"),
+        ],
+    )
+    .await
+    .unwrap();
+    c.wait_for_close(T).await.unwrap();
+    assert_eq!(
+        c.state().last_error().map(|e| e.status),
+        Some(519),
+        "{}",
+        c.state().summary()
+    );
+    // Another session still works.
+    let server = &p.shadow_nla;
+    let _g = server.lock.lock().await;
+    let mut c = rdp_session(&d, server, &[]).await.unwrap();
+    c.wait_for_frame(T).await.unwrap();
+}
+
+/// No password (protocol 1.5 handshake): the owner is asked with `required`, answers
+/// with `argv` (as guacamole-common-js does) and the session logs in.
+#[tokio::test]
+async fn missing_password_is_requested() {
+    let d = TestDaemon::start().await;
+    let server = &peers().shadow_nla;
+    let _g = server.lock.lock().await;
+    let mut c = rdp_session(&d, server, &[("password", "")]).await.unwrap();
+    c.wait_until(T, |s| {
+        s.required.iter().any(|r| r.iter().any(|n| n == "password"))
+    })
+    .await
+    .unwrap();
+    assert!(
+        !c.state().closed && c.state().errors.is_empty(),
+        "{}",
+        c.state().summary()
+    );
+    c.send_argv("password", &peers().password).await.unwrap();
+    c.wait_until(T, |s| s.count("img") > 0).await.unwrap();
+    assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+    c.disconnect().await.unwrap();
+}
+
+/// The session ends on the server (its xterm, the session's window manager, exits):
+/// the client gets a clean `disconnect`, no `error`.
+#[tokio::test]
+async fn server_logoff_is_a_clean_disconnect() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xrdp_tls;
+    let _g = server.lock.lock().await;
+    let mut c = rdp_session(&d, server, &[]).await.unwrap();
+    let display = x_display(server, &mut c).await;
+    c.wait_for_frame(T).await.unwrap();
+    focus_xterm(&mut c).await;
+    c.type_text("exit\n").await.unwrap();
+    c.wait_for_close(T)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}; {}", c.state().summary()));
+    assert!(c.state().disconnected, "{}", c.state().summary());
+    assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+    // The session is gone from the X side too.
+    let deadline = Instant::now() + T;
+    while xterm_window(&display).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the session's xterm is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
