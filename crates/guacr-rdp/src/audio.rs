@@ -411,6 +411,9 @@ impl AudioStream {
 }
 
 #[cfg(test)]
+mod xrdp_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use ironrdp_pdu::{decode, encode_vec};
