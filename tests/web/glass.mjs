@@ -14,7 +14,8 @@
 //   websocket    the same over the WebSocket tunnel (?transport=websocket).
 //
 // Usage (guacr built, web/dist built, peers started — scripts/test-peers.sh start):
-//   node tests/web/glass.mjs [--mode video|datachannel|websocket|all] [--frames 300] [--json FILE]
+//   node tests/web/glass.mjs [--mode video|datachannel|websocket|all] [--frames 300]
+//        [--viewport 1920x1080 (the desktop follows it)] [--json FILE]
 // The clock's paint-to-capture step adds 0–4 ms (2 ms on average) to every figure.
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -25,7 +26,7 @@ const { values: opts } = parseArgs({
     mode: { type: 'string', default: 'all' },
     frames: { type: 'string', default: '300' },
     json: { type: 'string' },
-    viewport: { type: 'string', default: '1280x720' },
+    viewport: { type: 'string', default: '1920x1080' },
     timeout: { type: 'string', default: '120' },
   },
 });
@@ -148,9 +149,13 @@ try {
     const want = { video: 'WebRTC (H.264 video)', datachannel: 'WebRTC (data channel)', websocket: 'WebSocket' }[mode];
     if (transport !== want) throw new Error(`${mode}: the client uses ${transport}, not ${want}`);
     if (mode === 'video') await p.waitForFunction(() => window.__guacr.video && window.__guacr.video.videoWidth > 0, null, { timeout: 15000 });
+    // The glass peer's desktop follows the client's size (the viewport).
+    await p.waitForFunction(([w, h]) => window.__guacr.display.getWidth() === w && window.__guacr.display.getHeight() === h, [vw, vh], { timeout: 10000 })
+      .catch(() => { /* measured at whatever size the server kept; reported below */ });
+    const desktop = await p.evaluate(() => `${window.__guacr.display.getWidth()}x${window.__guacr.display.getHeight()}`);
     await p.waitForTimeout(1500); // past the first full-screen frame
     const raw = await p.evaluate(collect, { mode, frames: FRAMES, timeoutMs: Number(opts.timeout) * 1000 });
-    const r = { transport, glass: summary(raw.glass), toBrowser: summary(raw.toBrowser), inBrowser: summary(raw.inBrowser), rejected: raw.rejected };
+    const r = { transport, desktop, glass: summary(raw.glass), toBrowser: summary(raw.toBrowser), inBrowser: summary(raw.inBrowser), rejected: raw.rejected };
     if (mode === 'video') {
       r.stats = await p.evaluate(async () => {
         const s = await window.__guacr.pc.getStats();
@@ -162,7 +167,7 @@ try {
       if (r.stats.framesDecoded) r.stats.decodeMsPerFrame = 1000 * r.stats.totalDecodeTime / r.stats.framesDecoded;
     }
     results[mode] = r;
-    console.log(`glass ${mode.padEnd(11)} (${transport}): glass-to-glass ${fmt(r.glass)}`);
+    console.log(`glass ${mode.padEnd(11)} (${transport}, ${desktop}): glass-to-glass ${fmt(r.glass)}`);
     if (r.toBrowser) console.log(`glass ${mode.padEnd(11)}   clock → frame received: ${fmt(r.toBrowser)}; received → shown: ${fmt(r.inBrowser)}`);
     if (r.stats) console.log(`glass ${mode.padEnd(11)}   ${JSON.stringify(r.stats)}`);
     if (!r.glass || r.glass.n < FRAMES) console.log(`glass ${mode.padEnd(11)}   WARNING: only ${r.glass?.n ?? 0} of ${FRAMES} frames read (${raw.rejected} unreadable)`);
