@@ -155,7 +155,8 @@ try {
     const desktop = await p.evaluate(() => `${window.__guacr.display.getWidth()}x${window.__guacr.display.getHeight()}`);
     await p.waitForTimeout(1500); // past the first full-screen frame
     const raw = await p.evaluate(collect, { mode, frames: FRAMES, timeoutMs: Number(opts.timeout) * 1000 });
-    const r = { transport, desktop, glass: summary(raw.glass), toBrowser: summary(raw.toBrowser), inBrowser: summary(raw.inBrowser), rejected: raw.rejected };
+    const setupMs = await p.evaluate(() => window.__guacr.setupMs);
+    const r = { transport, desktop, setupMs, glass: summary(raw.glass), toBrowser: summary(raw.toBrowser), inBrowser: summary(raw.inBrowser), rejected: raw.rejected };
     if (mode === 'video') {
       r.stats = await p.evaluate(async () => {
         const s = await window.__guacr.pc.getStats();
@@ -169,6 +170,7 @@ try {
     results[mode] = r;
     console.log(`glass ${mode.padEnd(11)} (${transport}, ${desktop}): glass-to-glass ${fmt(r.glass)}`);
     if (r.toBrowser) console.log(`glass ${mode.padEnd(11)}   clock → frame received: ${fmt(r.toBrowser)}; received → shown: ${fmt(r.inBrowser)}`);
+    if (mode !== 'websocket') console.log(`glass ${mode.padEnd(11)}   connect() → first instruction on the data channel: ${setupMs} ms`);
     if (r.stats) console.log(`glass ${mode.padEnd(11)}   ${JSON.stringify(r.stats)}`);
     if (!r.glass || r.glass.n < FRAMES) console.log(`glass ${mode.padEnd(11)}   WARNING: only ${r.glass?.n ?? 0} of ${FRAMES} frames read (${raw.rejected} unreadable)`);
     await p.context().close();
