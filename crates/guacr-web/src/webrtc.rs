@@ -234,10 +234,11 @@ async fn relay(
                 }
                 Some(PeerEvent::Message(data)) => match inbound.feed(&data) {
                     Ok(split) => {
+                        // Ping echoes never wait: a browser flooding pings
+                        // into a congested channel loses echoes, it cannot
+                        // stall the relay (and through it the peer).
                         for r in split.replies {
-                            if !send(r).await {
-                                break;
-                            }
+                            let _ = out.try_send(r.into_bytes());
                         }
                         if !split.forward.is_empty()
                             && let Some(tx) = &to_core

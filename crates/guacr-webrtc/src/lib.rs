@@ -645,9 +645,7 @@ impl Driver {
                     None => self.stop_video("no H.264 payload type".into()).await,
                 }
             }
-            Event::ChannelOpen(id, label)
-                if self.channel.is_none() && label == CHANNEL_LABEL =>
-            {
+            Event::ChannelOpen(id, label) if self.channel.is_none() && label == CHANNEL_LABEL => {
                 self.channel = Some(id);
                 if let Some(mut c) = self.rtc.channel(id) {
                     c.set_buffered_amount_low_threshold(MAX_BUFFERED / 2);
@@ -781,5 +779,85 @@ async fn join(h: &mut Option<JoinHandle<Encoded>>) -> Result<Encoded, tokio::tas
     match h {
         Some(h) => h.await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::media::Direction;
+
+    fn offer(video: bool) -> String {
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(crypto())
+            .clear_codecs()
+            .enable_h264(true)
+            .build(Instant::now());
+        let mut api = rtc.sdp_api();
+        api.add_channel(CHANNEL_LABEL.into());
+        if video {
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        }
+        let Some((o, _)) = api.apply() else {
+            panic!("no offer")
+        };
+        o.to_sdp_string()
+    }
+
+    fn cfg(video: bool) -> PeerConfig {
+        PeerConfig {
+            addresses: vec![IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+            video: video.then(VideoSettings::default),
+            ..PeerConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_video_only_when_offered_and_wanted() {
+        let a = accept(&offer(true), &cfg(true)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.video.as_deref(), Some("openh264"));
+        assert_eq!(sdp::tias(&a.answer), Some(4_000_000));
+        assert!(sdp::answer_sends_video(&a.answer));
+        assert!(a.answer.contains("a=candidate:"));
+        assert!(a.peer.has_video());
+        assert_eq!(a.peer.local_addrs().len(), 1);
+
+        // Video offered, not wanted (terminal protocol or disabled).
+        let a = accept(&offer(true), &cfg(false)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.video.is_none());
+        assert_eq!(sdp::tias(&a.answer), None);
+        assert!(!sdp::answer_sends_video(&a.answer));
+
+        // Wanted, not offered.
+        let a = accept(&offer(false), &cfg(true)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.video.is_none());
+        assert!(!a.answer.contains("m=video"));
+
+        // An encoder that cannot start: no video, no error.
+        let mut c = cfg(true);
+        c.video = Some(VideoSettings {
+            encoder: "no-such-encoder".into(),
+            ..VideoSettings::default()
+        });
+        let a = accept(&offer(true), &c).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.video.is_none());
+    }
+
+    #[tokio::test]
+    async fn bad_offers_are_refused() {
+        for bad in ["", "hello", "v=0\r\nnonsense", &"v=0\r\n".repeat(20_000)] {
+            assert!(
+                matches!(accept(bad, &cfg(true)), Err(PeerError::BadOffer(_))),
+                "{:?}",
+                &bad[..bad.len().min(20)]
+            );
+        }
+    }
+
+    #[test]
+    fn default_addresses_end_with_loopback() {
+        let a = default_addresses();
+        assert_eq!(a.last(), Some(&IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
+        assert!(a[..a.len() - 1].iter().all(|ip| !ip.is_loopback()));
     }
 }
