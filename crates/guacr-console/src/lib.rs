@@ -177,7 +177,7 @@ impl Driver {
         }
     }
 
-    fn feed(&mut self, data: &[u8]) {
+    fn feed(&mut self, data: &Bytes) {
         self.session.tap_upstream(data);
         self.term.feed(data);
         let replies = self.term.take_replies();

@@ -176,8 +176,8 @@ impl GuacRecording {
         .map_err(|e| RecordError::Io(std::io::Error::other(e.to_string())))?
         .map_err(RecordError::Io)?;
         tracing::info!(path = %path.display(), "recording of session will be saved");
-        let writer = RecordWriter::spawn(
-            tokio::fs::File::from_std(file),
+        let writer = RecordWriter::spawn_file(
+            file,
             path.display().to_string(),
             settings.queue_budget,
             settings.encryption.as_ref().map(|e| &e.recipient),

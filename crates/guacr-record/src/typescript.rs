@@ -31,7 +31,7 @@ pub const BUFFER_SIZE: usize = 4096;
 /// Longest delay written to the timing file, in milliseconds.
 pub const MAX_DELAY_MS: u64 = 86_400_000;
 /// Flushed typescript output handed to the writer at once, mid-frame.
-const SEND_BATCH: usize = 64 * 1024;
+const SEND_BATCH: usize = 256 * 1024;
 
 /// Suffix of the timing file.
 pub const TIMING_SUFFIX: &str = ".timing";
@@ -39,21 +39,45 @@ pub const TIMING_SUFFIX: &str = ".timing";
 /// Bytes produced by [`TypescriptCore`] for the two files.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TypescriptOutput {
-    pub data: Vec<u8>,
+    /// The data, as the pieces it arrived in (shared, never copied: the file
+    /// writer hands them to `writev` as they are).
+    pub data: Vec<Bytes>,
+    /// Total length of `data`.
+    pub data_len: usize,
     pub timing: Vec<u8>,
 }
 
 impl TypescriptOutput {
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty() && self.timing.is_empty()
+        self.data_len == 0 && self.timing.is_empty()
+    }
+
+    fn push(&mut self, data: Bytes) {
+        if !data.is_empty() {
+            self.data_len += data.len();
+            self.data.push(data);
+        }
+    }
+
+    /// The data as one buffer.
+    pub fn data_bytes(&self) -> Vec<u8> {
+        self.data.concat()
     }
 }
 
 /// Sans-IO typescript: buffering and timing. Times are milliseconds on any
 /// monotonic clock.
+///
+/// guacd copies output into a 4096-byte buffer and writes buffer + timing line
+/// when it is full and more arrives, or at a terminal flush. The files must say
+/// the same, but the bytes need not take that detour: the pieces go to
+/// [`TypescriptOutput::data`] as they are and only the size of the current,
+/// not yet timed, entry is tracked. Bytes can therefore reach the data file
+/// before their timing line does; both are complete after a flush.
 #[derive(Debug, Clone)]
 pub struct TypescriptCore {
-    buf: Vec<u8>,
+    /// Bytes of the entry being filled (≤ [`BUFFER_SIZE`]).
+    pending: usize,
     last_flush: u64,
 }
 
@@ -62,48 +86,54 @@ impl TypescriptCore {
     /// [`HEADER`].
     pub fn new(now_ms: u64) -> Self {
         TypescriptCore {
-            buf: Vec::with_capacity(BUFFER_SIZE),
+            pending: 0,
             last_flush: now_ms,
         }
     }
 
-    /// Buffers terminal output, flushing into `out` whenever the buffer is
-    /// full and more arrives (as guacd does byte by byte).
-    pub fn write(&mut self, mut data: &[u8], now_ms: u64, out: &mut TypescriptOutput) {
-        while !data.is_empty() {
-            if self.buf.len() == BUFFER_SIZE {
+    /// Adds terminal output to `out`, ending a timing entry whenever the
+    /// 4096-byte entry is full and more arrives (as guacd does).
+    pub fn write(&mut self, data: Bytes, now_ms: u64, out: &mut TypescriptOutput) {
+        let mut left = data.len();
+        while left > 0 {
+            if self.pending == BUFFER_SIZE {
                 self.flush(now_ms, out);
             }
-            let take = (BUFFER_SIZE - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
+            let take = (BUFFER_SIZE - self.pending).min(left);
+            self.pending += take;
+            left -= take;
         }
+        out.push(data);
     }
 
-    /// Moves buffered output into `out` with its timing line (nothing if the
-    /// buffer is empty).
+    /// Ends the current entry with its timing line (nothing if it is empty).
     pub fn flush(&mut self, now_ms: u64, out: &mut TypescriptOutput) {
-        if self.buf.is_empty() {
+        if self.pending == 0 {
             return;
         }
         let elapsed = now_ms.saturating_sub(self.last_flush).min(MAX_DELAY_MS);
-        out.timing.extend_from_slice(
-            format!("{:.6} {}\n", elapsed as f64 / 1000.0, self.buf.len()).as_bytes(),
+        // "%0.6f %i\n" of whole milliseconds, without the float formatter.
+        use std::io::Write as _;
+        let _ = writeln!(
+            out.timing,
+            "{}.{:03}000 {}",
+            elapsed / 1000,
+            elapsed % 1000,
+            self.pending
         );
-        out.data.extend_from_slice(&self.buf);
-        self.buf.clear();
+        self.pending = 0;
         self.last_flush = now_ms;
     }
 
     /// Flushes and appends [`FOOTER`] to the data.
     pub fn finish(&mut self, now_ms: u64, out: &mut TypescriptOutput) {
         self.flush(now_ms, out);
-        out.data.extend_from_slice(FOOTER);
+        out.push(Bytes::from_static(FOOTER));
     }
 
-    /// Bytes buffered and not yet flushed.
+    /// Bytes of the current entry (not yet in a timing line).
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.pending
     }
 }
 
@@ -144,14 +174,9 @@ impl Typescript {
         tracing::info!(path = %path.display(), "typescript of session will be saved");
         let label = path.display().to_string();
         let key = settings.encryption.as_ref().map(|e| &e.recipient);
-        let data = RecordWriter::spawn(
-            tokio::fs::File::from_std(data),
-            label.clone(),
-            settings.queue_budget,
-            key,
-        );
-        let timing = RecordWriter::spawn(
-            tokio::fs::File::from_std(timing),
+        let data = RecordWriter::spawn_file(data, label.clone(), settings.queue_budget, key);
+        let timing = RecordWriter::spawn_file(
+            timing,
             format!("{label}{TIMING_SUFFIX}"),
             settings.queue_budget,
             key,
@@ -192,8 +217,13 @@ impl Typescript {
     /// Records terminal output (raw bytes from the remote end). Never waits.
     /// `Err` means the typescript failed and the policy is `Terminate`.
     pub fn write(&mut self, data: &[u8]) -> Result<(), RecordFailure> {
+        self.write_bytes(Bytes::copy_from_slice(data))
+    }
+
+    /// [`write`](Self::write) of a shared buffer: kept as is, never copied.
+    pub fn write_bytes(&mut self, data: Bytes) -> Result<(), RecordFailure> {
         let now = self.now_ms();
-        self.write_at(data, now)
+        self.write_bytes_at(data, now)
     }
 
     /// Flushes buffered output with a timing entry (call at every frame end).
@@ -204,11 +234,16 @@ impl Typescript {
 
     /// [`write`](Self::write) at an explicit time (milliseconds since open).
     pub fn write_at(&mut self, data: &[u8], now_ms: u64) -> Result<(), RecordFailure> {
+        self.write_bytes_at(Bytes::copy_from_slice(data), now_ms)
+    }
+
+    /// [`write_bytes`](Self::write_bytes) at an explicit time.
+    pub fn write_bytes_at(&mut self, data: Bytes, now_ms: u64) -> Result<(), RecordFailure> {
         self.core.write(data, now_ms, &mut self.out);
-        // Full buffers mid-frame are handed to the writer in batches (one message per
-        // SEND_BATCH bytes, not per 4 KiB entry: bulk output would wake the writer
+        // Output mid-frame is handed to the writer in batches (one message per
+        // SEND_BATCH bytes, not per piece: bulk output would wake the writer
         // thousands of times a second); the files are flushed at frame ends.
-        if self.out.data.len() >= SEND_BATCH {
+        if self.out.data_len >= SEND_BATCH {
             return self.send(false);
         }
         match (self.failed(), self.policy) {
@@ -229,19 +264,15 @@ impl Typescript {
             None => Ok(()),
         };
         if r.is_ok() && !self.out.is_empty() {
-            let data = Bytes::from(std::mem::take(&mut self.out.data));
+            let parts = std::mem::take(&mut self.out.data);
             let timing = Bytes::from(std::mem::take(&mut self.out.timing));
-            r = if flush {
-                self.data
-                    .try_write_flush(data)
-                    .and_then(|()| self.timing.try_write_flush(timing))
-            } else {
-                self.data
-                    .try_write(data)
-                    .and_then(|()| self.timing.try_write(timing))
-            };
+            r = self
+                .data
+                .try_write_parts(parts, flush)
+                .and_then(|()| self.timing.enqueue(timing, flush));
         }
         self.out.data.clear();
+        self.out.data_len = 0;
         self.out.timing.clear();
         match (r, self.policy) {
             (Err(f), FailurePolicy::Terminate) => Err(f),
@@ -272,9 +303,9 @@ impl Typescript {
     pub async fn close_at(mut self, now_ms: u64) -> Result<(), RecordFailure> {
         self.core.finish(now_ms, &mut self.out);
         if self.failed().is_none() {
-            let data = Bytes::from(std::mem::take(&mut self.out.data));
+            let parts = std::mem::take(&mut self.out.data);
             let timing = Bytes::from(std::mem::take(&mut self.out.timing));
-            let _ = self.data.try_write(data);
+            let _ = self.data.try_write_parts(parts, false);
             let _ = self.timing.try_write(timing);
         }
         let d = self.data.close().await;
@@ -291,32 +322,33 @@ mod tests {
     fn timing_lines_and_buffering() {
         let mut c = TypescriptCore::new(1000);
         let mut out = TypescriptOutput::default();
-        c.write(b"hello", 1200, &mut out);
-        assert!(out.is_empty());
+        c.write(Bytes::from_static(b"hello"), 1200, &mut out);
+        assert!(out.timing.is_empty(), "no timing entry before a flush");
+        assert_eq!(c.pending(), 5);
         c.flush(1250, &mut out);
         assert_eq!(out.timing, b"0.250000 5\n");
-        assert_eq!(out.data, b"hello");
+        assert_eq!(out.data_bytes(), b"hello");
         c.flush(1300, &mut out); // nothing buffered: no entry
         assert_eq!(out.timing, b"0.250000 5\n");
 
         let mut out = TypescriptOutput::default();
-        c.write(&[b'x'; 4096], 2250, &mut out);
+        c.write(Bytes::from_static(&[b'x'; 4096]), 2250, &mut out);
         assert!(
-            out.is_empty(),
-            "a full buffer is flushed only when more arrives"
+            out.timing.is_empty(),
+            "a full entry is timed only when more arrives"
         );
-        c.write(b"y", 2250, &mut out);
+        c.write(Bytes::from_static(b"y"), 2250, &mut out);
         assert_eq!(out.timing, b"1.000000 4096\n");
         c.finish(2251, &mut out);
         assert_eq!(out.timing, b"1.000000 4096\n0.001000 1\n");
-        assert!(out.data.ends_with(b"y\n[END TYPESCRIPT]\n"));
+        assert!(out.data_bytes().ends_with(b"y\n[END TYPESCRIPT]\n"));
     }
 
     #[test]
     fn delay_is_capped_at_one_day() {
         let mut c = TypescriptCore::new(0);
         let mut out = TypescriptOutput::default();
-        c.write(b"a", 0, &mut out);
+        c.write(Bytes::from_static(b"a"), 0, &mut out);
         c.flush(MAX_DELAY_MS * 3, &mut out);
         assert_eq!(out.timing, b"86400.000000 1\n");
     }

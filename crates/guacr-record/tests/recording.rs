@@ -185,8 +185,13 @@ async fn write_failure_terminate_policy() {
         failure_policy: FailurePolicy::Terminate,
         ..settings(&TempDir::new("x"), &[])
     };
+    // The file backend (what recordings on disk use): a real ENOSPC from writev.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
     let rec = GuacRecording::with_writer(
-        RecordWriter::spawn(dev_full(), "/dev/full", 1 << 20, None),
+        RecordWriter::spawn_file(full, "/dev/full", 1 << 20, None),
         &s,
     );
     assert!(rec.failed().is_none());

@@ -153,7 +153,8 @@ pub trait SessionTap: Send + Sync + 'static {
         let _ = (user, input);
     }
     /// Raw output of the remote side of a terminal session (for typescripts).
-    fn upstream(&self, data: &[u8]) {
+    /// A `Bytes` so a recorder can keep the buffer instead of copying it.
+    fn upstream(&self, data: &Bytes) {
         let _ = data;
     }
     /// A frame ended (after its `sync` went through [`output`](Self::output)).
@@ -593,7 +594,7 @@ impl Session {
     }
 
     /// Passes raw upstream output (terminal bytes) to the taps.
-    pub fn tap_upstream(&self, data: &[u8]) {
+    pub fn tap_upstream(&self, data: &Bytes) {
         for t in &self.taps {
             t.upstream(data);
         }

@@ -214,9 +214,9 @@ impl SessionTap for Recorder {
         }
     }
 
-    fn upstream(&self, data: &[u8]) {
+    fn upstream(&self, data: &Bytes) {
         if let Some(t) = lock(&self.typescript).as_mut() {
-            let _ = t.write(data);
+            let _ = t.write_bytes(data.clone());
         }
     }
 
