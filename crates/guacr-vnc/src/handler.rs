@@ -615,6 +615,11 @@ impl Driver {
             self.write_name(&mut out);
             self.name_sent = true;
         }
+        // Video watchers get the new screen before the images are encoded
+        // (the framebuffer already holds it): the encoding is not on their path.
+        if self.display.has_changes() {
+            self.publish_video();
+        }
         let started = std::time::Instant::now();
         self.display.take_frame_async(&mut out).await;
         self.encode_time.record(started.elapsed().as_secs_f64());
@@ -622,7 +627,6 @@ impl Driver {
             self.session.broadcast(&out);
             self.session.end_frame();
             self.last_frame = Some(Instant::now());
-            self.publish_video();
         }
         self.out = out;
     }
