@@ -898,3 +898,75 @@ async fn data_channel_that_never_opens_ends_the_tunnel() {
     }
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn share_link_viewer_from_another_origin_gets_video() {
+    let gw = gateway(|_| {}).await;
+    let id = gw.vnc_connection().await;
+    let auth = gw.login().await;
+    let (mut b, answer) = open(
+        &gw,
+        &auth,
+        &format!("connection={id}&width=1024&height=768&image=image/png"),
+        true,
+    )
+    .await;
+    assert_eq!(answer["video"], json!(true));
+    let uuid = b.tunnel_uuid().await;
+    let (mut c, mut side) = b.client();
+    c.wait_for(T, |d, _| d.width() > 0).await.unwrap();
+    let (w, h) = (c.display().width() as usize, c.display().height() as usize);
+    tokio::time::timeout(T, side.frames.recv())
+        .await
+        .expect("owner's first frame")
+        .unwrap();
+    // The owner shares the session by its tunnel uuid (read-only).
+    let res = reqwest::Client::new()
+        .post(format!("http://{}/api/sessions/{uuid}/share", gw.web))
+        .header("cookie", &auth.0)
+        .header("x-csrf-token", &auth.1)
+        .json(&json!({"read_only": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let share: Value = res.json().await.unwrap();
+    let token = share["token"].as_str().unwrap().to_owned();
+
+    // A viewer with no login, embedded elsewhere, joins over WebRTC with video.
+    let o = make_offer(true).await;
+    let a = post(
+        &gw,
+        None,
+        Some("https://embedding.example"),
+        &json!({"connect": format!("share={token}&width=800&height=600"), "offer": o.sdp}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["video"], json!(true));
+    let mut viewer = start_browser(o, a.body["answer"].as_str().unwrap());
+    viewer.tunnel_uuid().await;
+    let (mut vc, mut vside) = viewer.client();
+    vc.wait_for(T, |d, _| d.width() > 0).await.unwrap();
+    let (_, first) = tokio::time::timeout(T, vside.frames.recv())
+        .await
+        .expect("the viewer's first frame")
+        .unwrap();
+    assert!(guacr_video::h264::is_keyframe(&first));
+    let mut dec = openh264::decoder::Decoder::new().unwrap();
+    let pic = decode(&mut dec, &first).expect("decodes");
+    assert_eq!((pic.width, pic.height), (w, h), "the shared desktop's size");
+    // The joiner's private full repaint was filtered too.
+    let log = vside.log.lock().unwrap().clone();
+    let (ins, _) = guacr_protocol::parse_all(log.as_bytes()).unwrap_or_default();
+    assert!(
+        !ins.iter()
+            .any(|i| i.opcode == "img" && i.args.get(2).map(String::as_str) == Some("0")),
+        "no img to layer 0 for the video viewer"
+    );
+    vc.disconnect().await.unwrap();
+    drop(vside);
+    c.disconnect().await.unwrap();
+    drop(side);
+    gw.stop().await;
+}
