@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests of the web client (tests/web, Playwright + Debian's Chromium) against the
-# real guacr binary and the real OpenSSH test peer, once on SQLite and once on PostgreSQL
+# real guacr binary and the real OpenSSH and VNC test peers (WebRTC: data channel, H.264
+# video, fallback; ICE needs an interface other than lo with an address), once on SQLite and once on PostgreSQL
 # (a fresh database per run on the peers' PostgreSQL, GUACR_TEST_PG_URL).
 #   scripts/web-test.sh            both databases
 #   scripts/web-test.sh sqlite     only SQLite
@@ -38,7 +39,7 @@ export GUACR_BIN=${GUACR_BIN:-$CARGO_TARGET_DIR/debug/guacr}
 
 # e2e: the client over WebSocket/HTTP; webrtc-unit: the WebRTC tunnel's parser;
 # webrtc: the WebRTC transport (data channel, H.264 video, fallback) against x11vnc and OpenSSH.
-SUITES=(e2e.test.mjs webrtc-unit.test.mjs)
+SUITES=(e2e.test.mjs webrtc-unit.test.mjs webrtc.test.mjs)
 
 run_suite() {
     local label=$1
