@@ -349,6 +349,8 @@ impl Peer {
             .map(|s| tokio::spawn(read_socket(s.clone(), in_tx.clone())))
             .collect();
         drop(in_tx);
+        let peers = metrics::gauge!("guacr_webrtc_peers");
+        peers.increment(1.0);
         let started = Instant::now();
         let mut d = Driver {
             rtc: self.rtc,
@@ -389,6 +391,7 @@ impl Peer {
             bytes = d.stats.video_bytes,
             "WebRTC peer ended"
         );
+        peers.decrement(1.0);
         d.stats.end = end;
         d.stats
     }
@@ -666,6 +669,7 @@ impl Driver {
             }
             Event::KeyframeRequest(_) => {
                 self.stats.keyframe_requests += 1;
+                metrics::counter!("guacr_webrtc_keyframe_requests_total").increment(1);
                 match &mut self.pipeline {
                     Some(p) => p.request_keyframe(Instant::now()),
                     None => self.pli_while_encoding += 1,
@@ -735,7 +739,9 @@ impl Driver {
                 &frame.pixels,
                 frame.width as usize,
             );
+            let t = Instant::now();
             let r = p.encode(now, &f);
+            metrics::histogram!("guacr_webrtc_encode_seconds").record(t.elapsed().as_secs_f64());
             (p, now, r)
         }))
     }
@@ -744,6 +750,11 @@ impl Driver {
         let Some((mid, pt)) = self.video else {
             return;
         };
+        metrics::counter!("guacr_webrtc_video_frames_total").increment(1);
+        metrics::counter!("guacr_webrtc_video_bytes_total").increment(data.len() as u64);
+        if guacr_video::h264::is_keyframe(&data) {
+            metrics::counter!("guacr_webrtc_video_keyframes_total").increment(1);
+        }
         let ticks = at.saturating_duration_since(self.started).as_micros() as u64 * 9 / 100;
         if let Some(w) = self.rtc.writer(mid)
             && let Err(e) = w.write(pt, at, MediaTime::from_90khz(ticks), data)
