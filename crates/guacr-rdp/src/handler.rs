@@ -44,6 +44,8 @@ const CLIPBOARD_STREAM: i32 = 3;
 const AUDIO_STREAM: i32 = 5;
 /// How long the owner has to answer `required` with the credentials.
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the server has to reactivate after a display update.
+const DISPLAY_UPDATE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A size change settles for this long before the desktop follows it.
 const RESIZE_SETTLE: Duration = Duration::from_millis(300);
 
@@ -355,7 +357,11 @@ struct Driver {
     /// Latest size asked by the owner, and when it was asked.
     wanted_size: Option<(u16, u16, Instant)>,
     /// A display-update request is outstanding (the server reactivates).
-    resize_in_flight: bool,
+    /// A display-update request is outstanding: its size and when to give
+    /// up waiting for the server's reactivation (then reconnect, like
+    /// IronRDP's own client: xrdp with Xvnc resizes the X screen but never
+    /// reactivates).
+    resize_in_flight: Option<(u16, u16, Instant)>,
     encode_time: metrics::Histogram,
     video_dirty: bool,
     audio_rx: Option<AudioReceiver>,
@@ -547,7 +553,7 @@ impl Driver {
                         "The RDP server reactivated the session with an invalid channel chunk size.",
                     ));
                 }
-                self.resize_in_flight = false;
+                self.resize_in_flight = None;
                 let (w, h) = (desktop_size.width, desktop_size.height);
                 tracing::debug!(width = w, height = h, "RDP session reactivated");
                 self.image = DecodedImage::new(PixelFormat::BgrX32, w, h);
@@ -693,10 +699,24 @@ impl Driver {
 
     /// Applies a settled size change of the owner.
     async fn resize_due(&mut self) -> Result<Option<End>, SessionError> {
+        if let Some((w, h, give_up)) = self.resize_in_flight {
+            if give_up > Instant::now() {
+                return Ok(None);
+            }
+            tracing::info!(
+                "the RDP server did not apply the display update in time: reconnecting at {w}x{h}"
+            );
+            self.resize_in_flight = None;
+            let (w, h) = self
+                .wanted_size
+                .take()
+                .map_or((w, h), |(nw, nh, _)| (nw, nh));
+            return Ok(Some(End::Reconnect(w, h)));
+        }
         let Some((w, h, due)) = self.wanted_size else {
             return Ok(None);
         };
-        if due > Instant::now() || self.resize_in_flight {
+        if due > Instant::now() {
             return Ok(None);
         }
         self.wanted_size = None;
@@ -712,7 +732,8 @@ impl Driver {
                 {
                     Some(Ok(frame)) => {
                         self.send(&frame).await?;
-                        self.resize_in_flight = true;
+                        self.resize_in_flight =
+                            Some((w, h, Instant::now() + DISPLAY_UPDATE_TIMEOUT));
                     }
                     Some(Err(e)) => tracing::debug!("not resizing the RDP desktop: {e}"),
                     None => {
@@ -728,11 +749,14 @@ impl Driver {
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        let resize = self.wanted_size.map(|(_, _, t)| t);
-        match (self.deadline, resize) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.deadline,
+            self.wanted_size.map(|(_, _, t)| t),
+            self.resize_in_flight.map(|(_, _, t)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     async fn goodbye(&mut self) {
@@ -850,7 +874,7 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
             last_frame: None,
             deadline: None,
             wanted_size: None,
-            resize_in_flight: false,
+            resize_in_flight: None,
             encode_time: metrics::histogram!("guacr_frame_encode_seconds", "protocol" => "rdp"),
             video_dirty: true,
             audio_rx,
