@@ -213,6 +213,11 @@ pub fn poll(cliprdr: &mut CliprdrClient) -> ClipboardOutput {
             }
             Action::Request(format) => {
                 if !cliprdr.is_ready() {
+                    // The server announced its clipboard while the channel was
+                    // still starting (xrdp does at start): ask once it is ready.
+                    if let Some(b) = backend(cliprdr) {
+                        b.deferred_request = Some(format);
+                    }
                     continue;
                 }
                 if let Some(b) = backend(cliprdr) {
@@ -468,6 +473,8 @@ pub struct GuacClipboard {
     /// the channel was starting is announced again once it is ready.
     local_version: u64,
     announced_version: u64,
+    /// A text format the server announced before the channel was ready.
+    deferred_request: Option<ClipboardFormatId>,
 }
 
 ironrdp_svc::impl_as_any!(GuacClipboard);
@@ -486,6 +493,7 @@ impl GuacClipboard {
             remote_text: Vec::new(),
             local_version: 0,
             announced_version: 0,
+            deferred_request: None,
         }
     }
 
@@ -558,6 +566,9 @@ impl CliprdrBackend for GuacClipboard {
         if self.local_version != self.announced_version {
             self.push(Action::Announce);
         }
+        if let Some(format) = self.deferred_request.take() {
+            self.push(Action::Request(format));
+        }
     }
 
     fn on_request_format_list(&mut self) {
@@ -571,6 +582,8 @@ impl CliprdrBackend for GuacClipboard {
         if self.settings.disable_copy {
             return;
         }
+        // A newer list replaces one still waiting for the channel to start.
+        self.deferred_request = None;
         if let Some(format) = choose_text_format(available_formats) {
             self.push(Action::Request(format));
         }
@@ -748,6 +761,32 @@ mod tests {
             &ClipboardPdu::FormatListResponse(FormatListResponse::Ok),
         );
         assert!(r.is_empty());
+    }
+
+    /// xrdp announces its clipboard right after Monitor Ready, before it has
+    /// accepted our first format list: the data is requested once ready.
+    #[test]
+    fn format_list_during_start_is_requested_when_ready() {
+        let mut c = channel(ClipboardSettings::default());
+        feed(&mut c, &ClipboardPdu::MonitorReady);
+        let (r, _) = feed(&mut c, &server_list(&[ClipboardFormatId::CF_UNICODETEXT]));
+        assert_eq!(
+            r,
+            vec![ClipboardPdu::FormatListResponse(FormatListResponse::Ok)]
+        );
+        let (r, _) = feed(
+            &mut c,
+            &ClipboardPdu::FormatListResponse(FormatListResponse::Ok),
+        );
+        assert_eq!(
+            r,
+            vec![ClipboardPdu::FormatDataRequest(FormatDataRequest {
+                format: ClipboardFormatId::CF_UNICODETEXT
+            })]
+        );
+        let resp = FormatDataResponse::new_data(encode_utf16le("early bird"));
+        let (_, text) = feed(&mut c, &ClipboardPdu::FormatDataResponse(resp));
+        assert_eq!(text, vec!["early bird".to_owned()]);
     }
 
     #[test]
