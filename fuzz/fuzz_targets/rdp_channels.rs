@@ -94,7 +94,11 @@ fn audio_run(flags: u8, data: &[u8]) {
             audio::PREFERRED[3].to_audio_format(),
         ];
         let offer = ServerAudioOutputPdu::AudioFormat(ServerAudioFormatPdu {
-            version: if flags & 8 != 0 { Version::V8 } else { Version::V5 },
+            version: if flags & 8 != 0 {
+                Version::V8
+            } else {
+                Version::V5
+            },
             formats,
         });
         let training = ServerAudioOutputPdu::Training(TrainingPdu {

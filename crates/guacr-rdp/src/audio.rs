@@ -410,7 +410,10 @@ impl AudioStream {
     }
 }
 
+// An explicit path, so the file is found the same way when fuzz/ compiles
+// this module in by `#[path]`.
 #[cfg(test)]
+#[path = "audio/xrdp_tests.rs"]
 mod xrdp_tests;
 
 #[cfg(test)]
