@@ -222,11 +222,18 @@ pub fn poll(cliprdr: &mut CliprdrClient) -> ClipboardOutput {
                 }
                 if let Some(b) = backend(cliprdr) {
                     b.requested.push_back(format);
+                    b.in_paste = true;
                 }
-                match cliprdr.initiate_paste(format) {
+                let sent = cliprdr.initiate_paste(format);
+                let failed_locally = backend(cliprdr).is_some_and(|b| {
+                    let failed = !b.in_paste;
+                    b.in_paste = false;
+                    failed
+                });
+                match sent {
                     Ok(m) => out.messages.extend(Vec::<SvcMessage>::from(m)),
                     Err(e) => {
-                        if let Some(b) = backend(cliprdr) {
+                        if !failed_locally && let Some(b) = backend(cliprdr) {
                             b.requested.pop_back();
                         }
                         tracing::warn!(error = %e, "clipboard: data request not sent");
@@ -475,6 +482,9 @@ pub struct GuacClipboard {
     announced_version: u64,
     /// A text format the server announced before the channel was ready.
     deferred_request: Option<ClipboardFormatId>,
+    /// Set while `initiate_paste` runs: a failure it reports at once (too many
+    /// unanswered requests) belongs to the request just queued, not the oldest.
+    in_paste: bool,
 }
 
 ironrdp_svc::impl_as_any!(GuacClipboard);
@@ -494,6 +504,7 @@ impl GuacClipboard {
             local_version: 0,
             announced_version: 0,
             deferred_request: None,
+            in_paste: false,
         }
     }
 
@@ -594,6 +605,12 @@ impl CliprdrBackend for GuacClipboard {
     }
 
     fn on_format_data_response(&mut self, response: FormatDataResponse<'_>) {
+        if self.in_paste {
+            // Failed locally by `initiate_paste`: nothing was sent.
+            self.in_paste = false;
+            self.requested.pop_back();
+            return;
+        }
         let Some(format) = self.requested.pop_front() else {
             tracing::debug!("clipboard: unrequested data response ignored");
             return;
@@ -976,6 +993,39 @@ mod tests {
         let (_, t1) = feed(&mut c, &ClipboardPdu::FormatDataResponse(r1));
         let (_, t2) = feed(&mut c, &ClipboardPdu::FormatDataResponse(r2));
         assert_eq!((t1, t2), (vec!["one".to_owned()], vec!["two".to_owned()]));
+    }
+
+    /// A server that stops answering: IronRDP fails new requests locally after
+    /// a limit; the answers that do come later still pair with their requests.
+    #[test]
+    fn unanswered_requests_keep_pairing() {
+        let (mut c, _) = started(ClipboardSettings::default());
+        let mut sent_requests = 0;
+        for _ in 0..100 {
+            let (r, _) = feed(&mut c, &server_list(&[ClipboardFormatId::CF_UNICODETEXT]));
+            sent_requests += r
+                .iter()
+                .filter(|p| matches!(p, ClipboardPdu::FormatDataRequest(_)))
+                .count();
+        }
+        assert!(sent_requests < 100, "IronRDP caps unanswered requests");
+        let (r, _) = feed(&mut c, &server_list(&[ClipboardFormatId::CF_TEXT]));
+        assert!(
+            !r.iter()
+                .any(|p| matches!(p, ClipboardPdu::FormatDataRequest(_)))
+        );
+        // Answer every request that was sent: each decodes as UTF-16.
+        for i in 0..sent_requests {
+            let resp = FormatDataResponse::new_data(encode_utf16le(&format!("n{i}")));
+            let (_, text) = feed(&mut c, &ClipboardPdu::FormatDataResponse(resp));
+            assert_eq!(text, vec![format!("n{i}")]);
+        }
+        // Nothing is owed any more; a new copy works normally.
+        let (r, _) = feed(&mut c, &server_list(&[ClipboardFormatId::CF_TEXT]));
+        assert_eq!(r.len(), 2);
+        let resp = FormatDataResponse::new_data(b"plain\0".to_vec());
+        let (_, text) = feed(&mut c, &ClipboardPdu::FormatDataResponse(resp));
+        assert_eq!(text, vec!["plain".to_owned()]);
     }
 
     #[test]
