@@ -627,6 +627,8 @@ impl Driver {
             self.deadline = Some(Instant::now() + Duration::from_millis(5));
             return;
         }
+        // Video watchers first: they need not wait for the PNG/JPEG encoding.
+        self.publish_video(false);
         let t = self.session.timing();
         self.display.note_timing(t.max_unacked, t.max_lag);
         let mut out = std::mem::take(&mut self.out);
@@ -640,7 +642,6 @@ impl Driver {
             self.last_frame = Some(Instant::now());
         }
         self.out = out;
-        self.publish_video(false);
     }
 
     async fn joined(&mut self, user: Arc<UserInfo>) {
