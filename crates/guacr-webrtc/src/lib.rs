@@ -200,7 +200,9 @@ pub fn accept(offer: &str, cfg: &PeerConfig) -> Result<Accepted, PeerError> {
     let mut rtc_cfg = RtcConfig::new()
         .set_crypto_provider(crypto())
         .clear_codecs()
-        .enable_h264(true);
+        .enable_h264(true)
+        // Lets the browser show each frame as soon as it is decoded.
+        .set_extension(5, str0m::rtp::Extension::PlayoutDelay);
     if pipeline.is_some() {
         rtc_cfg = rtc_cfg.enable_bwe(Some(Bitrate::bps(u64::from(ceiling / 2))));
     }
@@ -468,14 +470,16 @@ impl Driver {
         let mut source_open = true;
         let mut outgoing_open = true;
         loop {
+            // Queued messages into SCTP first, so that the drain below sends
+            // them now rather than at str0m's next timeout.
+            if let Err(end) = self.flush_out() {
+                return end;
+            }
             // Everything str0m wants done now, and its next deadline.
             let rtc_deadline = match self.drain().await {
                 Ok(t) => t,
                 Err(end) => return end,
             };
-            if let Err(end) = self.flush_out() {
-                return end;
-            }
             let now = Instant::now();
             if self.channel.is_none() && now >= self.open_deadline {
                 return "the data channel did not open in time".into();
@@ -518,7 +522,15 @@ impl Driver {
                     }
                 }
                 m = outgoing.recv(), if room => match m {
-                    Some(m) => self.pending_out.push_back(m),
+                    Some(m) => {
+                        self.pending_out.push_back(m);
+                        // Whatever else is ready goes out in the same round.
+                        while self.pending_out.len() < 32
+                            && let Ok(m) = outgoing.try_recv()
+                        {
+                            self.pending_out.push_back(m);
+                        }
+                    }
                     None => {
                         outgoing_open = false;
                         self.closing = Some(Instant::now() + Duration::from_secs(2));
@@ -756,8 +768,11 @@ impl Driver {
             metrics::counter!("guacr_webrtc_video_keyframes_total").increment(1);
         }
         let ticks = at.saturating_duration_since(self.started).as_micros() as u64 * 9 / 100;
+        // Playout delay 0..0: a remote desktop wants no jitter buffer.
         if let Some(w) = self.rtc.writer(mid)
-            && let Err(e) = w.write(pt, at, MediaTime::from_90khz(ticks), data)
+            && let Err(e) = w
+                .playout_delay(MediaTime::from_90khz(0), MediaTime::from_90khz(0))
+                .write(pt, at, MediaTime::from_90khz(ticks), data)
         {
             tracing::debug!("video write failed: {e}");
         }
