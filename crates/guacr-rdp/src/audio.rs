@@ -414,7 +414,7 @@ impl AudioStream {
 // this module in by `#[path]`.
 #[cfg(test)]
 #[path = "audio/xrdp_tests.rs"]
-mod xrdp_tests;
+pub(crate) mod xrdp_tests;
 
 #[cfg(test)]
 mod tests {

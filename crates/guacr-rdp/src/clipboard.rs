@@ -638,6 +638,12 @@ impl CliprdrBackend for GuacClipboard {
     fn on_unlock(&mut self, _: LockDataId) {}
 }
 
+// An explicit path, so the file is found the same way when fuzz/ compiles
+// this module in by `#[path]`.
+#[cfg(test)]
+#[path = "clipboard/xrdp_tests.rs"]
+mod xrdp_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;

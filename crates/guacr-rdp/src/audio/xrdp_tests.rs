@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_session::image::DecodedImage;
-use ironrdp_session::{ActiveStageBuilder, ActiveStageOutput};
+use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::audio::{self, PREFERRED};
 use crate::connect::{self, ConnectRequest};
 
-fn var(k: &str) -> String {
+pub(crate) fn var(k: &str) -> String {
     guacr_testkit::peers::var(k).unwrap_or_else(|| {
         panic!(
             "{k} is not set: start the RDP test peers with `scripts/test-peers.sh install && \
@@ -35,61 +35,129 @@ fn tone(frames: u32) -> Vec<u8> {
     pcm
 }
 
+/// The xrdp peers keep one session per user and a new login takes it over:
+/// the tests that log in as the standard-RDP-security user take turns.
+pub(crate) static XRDP_USER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A connection to xrdp (standard RDP security user) in the active stage.
+pub(crate) struct Xrdp {
+    pub framed: connect::UpgradedFramed,
+    pub stage: ActiveStage,
+    pub image: DecodedImage,
+    /// The file the session's window manager writes `$DISPLAY` into.
+    pub display_file: String,
+}
+
+impl Xrdp {
+    /// Logs in with `attach` adding the static channels under test.
+    pub async fn connect(
+        audio: bool,
+        attach: impl FnOnce(&mut ironrdp_connector::ClientConnector),
+    ) -> Xrdp {
+        let (host, port) = (
+            var("GUACR_TEST_RDP_HOST"),
+            var("GUACR_TEST_RDP_XRDP_RDP_PORT"),
+        );
+        let (user, password) = (
+            var("GUACR_TEST_RDP_XRDP_RDP_USER"),
+            var("GUACR_TEST_RDP_PASSWORD"),
+        );
+        let params = guacr_session::Params::from_pairs([
+            ("hostname", host.as_str()),
+            ("port", port.as_str()),
+            ("username", user.as_str()),
+            ("password", password.as_str()),
+            ("security", "rdp"),
+            ("ignore-cert", "true"),
+        ]);
+        let settings = crate::RdpSettings::from_params(&params).unwrap();
+        let req = ConnectRequest {
+            settings: &settings,
+            username: Some(user.clone()),
+            password: Some(password.clone()),
+            domain: None,
+            width: 1024,
+            height: 768,
+            dpi: 96,
+            keyboard_layout: 0x409,
+            timezone: crate::tz::timezone_info(Some("UTC")),
+            connect_timeout: Duration::from_secs(10),
+            audio,
+        };
+        let (framed, connector, selected) = connect::begin(&req, attach).await.unwrap();
+        let connected = connect::finish(&req, framed, connector, selected, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let r = connected.result;
+        let stage = ActiveStageBuilder {
+            static_channels: r.static_channels,
+            user_channel_id: r.user_channel_id,
+            io_channel_id: r.io_channel_id,
+            message_channel_id: r.message_channel_id,
+            share_id: r.share_id,
+            compression_type: r.compression_type,
+            enable_server_pointer: r.enable_server_pointer,
+            pointer_software_rendering: r.pointer_software_rendering,
+        }
+        .build();
+        Xrdp {
+            framed: connected.framed,
+            stage,
+            image: DecodedImage::new(PixelFormat::BgrX32, 1024, 768),
+            display_file: var("GUACR_TEST_RDP_XRDP_RDP_DISPLAY_FILE"),
+        }
+    }
+
+    /// Handles the next PDU (waiting at most 200 ms), answering it.
+    pub async fn pump(&mut self) {
+        let (stream, buf) = self.framed.get_inner_mut();
+        let pdu = loop {
+            match ironrdp_pdu::find_size(buf).unwrap() {
+                Some(info) if buf.len() >= info.length => {
+                    break Some((info.action, buf.split_to(info.length)));
+                }
+                Some(info) => buf.reserve(info.length - buf.len()),
+                None => buf.reserve(8192),
+            }
+            match tokio::time::timeout(Duration::from_millis(200), stream.read_buf(buf)).await {
+                Ok(read) => assert!(read.unwrap() > 0, "xrdp closed the connection"),
+                Err(_) => break None,
+            }
+        };
+        if let Some((action, frame)) = pdu {
+            for o in self
+                .stage
+                .process(&mut self.image, action, &frame, None)
+                .unwrap()
+            {
+                if let ActiveStageOutput::ResponseFrame(f) = o {
+                    self.send(&f).await;
+                }
+            }
+        }
+    }
+
+    pub async fn send(&mut self, frame: &[u8]) {
+        let (stream, _) = self.framed.get_inner_mut();
+        stream.write_all(frame).await.unwrap();
+    }
+
+    /// The session's X display (`:N.0`), once its window manager wrote it.
+    pub fn display(&self) -> Option<String> {
+        let d = std::fs::read_to_string(&self.display_file).ok()?;
+        Some(d.trim().to_owned()).filter(|d| !d.is_empty())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn xrdp_audio_reaches_the_queue_as_pcm() {
-    let (host, port) = (
-        var("GUACR_TEST_RDP_HOST"),
-        var("GUACR_TEST_RDP_XRDP_RDP_PORT"),
-    );
-    let (user, password) = (
-        var("GUACR_TEST_RDP_XRDP_RDP_USER"),
-        var("GUACR_TEST_RDP_PASSWORD"),
-    );
-    let display_file = var("GUACR_TEST_RDP_XRDP_RDP_DISPLAY_FILE");
-    let params = guacr_session::Params::from_pairs([
-        ("hostname", host.as_str()),
-        ("port", port.as_str()),
-        ("username", user.as_str()),
-        ("password", password.as_str()),
-        ("security", "rdp"),
-        ("ignore-cert", "true"),
-    ]);
-    let settings = crate::RdpSettings::from_params(&params).unwrap();
-    let req = ConnectRequest {
-        settings: &settings,
-        username: Some(user.clone()),
-        password: Some(password.clone()),
-        domain: None,
-        width: 1024,
-        height: 768,
-        dpi: 96,
-        keyboard_layout: 0x409,
-        timezone: crate::tz::timezone_info(Some("UTC")),
-        connect_timeout: Duration::from_secs(10),
-        audio: true,
-    };
+    let _turn = XRDP_USER.lock().await;
     let (rdpsnd, rx) = audio::channel(true);
-    let attach = move |c: &mut ironrdp_connector::ClientConnector| {
+    let mut x = Xrdp::connect(true, move |c| {
         c.attach_static_channel(rdpsnd);
-    };
-    let (framed, connector, selected) = connect::begin(&req, attach).await.unwrap();
-    let connected = connect::finish(&req, framed, connector, selected, Duration::from_secs(30))
-        .await
-        .unwrap();
-    let mut framed = connected.framed;
-    let r = connected.result;
-    let mut stage = ActiveStageBuilder {
-        static_channels: r.static_channels,
-        user_channel_id: r.user_channel_id,
-        io_channel_id: r.io_channel_id,
-        message_channel_id: r.message_channel_id,
-        share_id: r.share_id,
-        compression_type: r.compression_type,
-        enable_server_pointer: r.enable_server_pointer,
-        pointer_software_rendering: r.pointer_software_rendering,
-    }
-    .build();
-    let mut image = DecodedImage::new(PixelFormat::BgrX32, 1024, 768);
+    })
+    .await;
+    let display_file = x.display_file.clone();
 
     // 2 s of tone, fed in 100 ms messages once the channel is negotiated (chansrv
     // re-creates its sink listener when a client's RDPSND channel starts).
@@ -143,30 +211,9 @@ async fn xrdp_audio_reaches_the_queue_as_pcm() {
     // xrdp sends whole 8 KiB blocks: wait for all but the last partial one.
     let want = pcm.len() - pcm.len() % 8192;
     while got.len() < want && Instant::now() < deadline {
-        let (stream, buf) = framed.get_inner_mut();
-        let pdu = loop {
-            match ironrdp_pdu::find_size(buf).unwrap() {
-                Some(info) if buf.len() >= info.length => {
-                    break Some((info.action, buf.split_to(info.length)));
-                }
-                Some(info) => buf.reserve(info.length - buf.len()),
-                None => buf.reserve(8192),
-            }
-            match tokio::time::timeout(Duration::from_millis(200), stream.read_buf(buf)).await {
-                Ok(read) => assert!(read.unwrap() > 0, "xrdp closed the connection"),
-                Err(_) => break None,
-            }
-        };
-        if let Some((action, frame)) = pdu {
-            for o in stage.process(&mut image, action, &frame, None).unwrap() {
-                if let ActiveStageOutput::ResponseFrame(f) = o {
-                    let (stream, _) = framed.get_inner_mut();
-                    stream.write_all(&f).await.unwrap();
-                }
-            }
-        }
+        x.pump().await;
         if feeder.is_none()
-            && stage
+            && x.stage
                 .get_svc_processor_mut::<ironrdp_rdpsnd::client::Rdpsnd>()
                 .is_some_and(|snd| snd.version().is_ok())
         {
