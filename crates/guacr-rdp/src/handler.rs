@@ -26,7 +26,9 @@ use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_pdu::geometry::InclusiveRectangle;
 use ironrdp_pdu::input::fast_path::FastPathInputEvent;
 use ironrdp_session::image::DecodedImage;
-use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
+use ironrdp_session::{
+    ActiveStage, ActiveStageBuilder, ActiveStageOutput, GracefulDisconnectReason,
+};
 use ironrdp_svc::SvcProcessorMessages;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -127,6 +129,71 @@ fn session_error(e: &ironrdp_session::SessionError) -> SessionError {
         "The RDP server sent data guacr cannot process: {}",
         e.report()
     ))
+}
+
+/// How a server-side end of the session reaches users, after guacd's
+/// mapping of the server's error info: a logoff or disconnect by the user
+/// (or an unknown reason) is a plain `disconnect`; an administrator's
+/// disconnect or logoff 523, idle timeout 522, another connection taking
+/// the session 521, refusal 520, missing privileges 771, expired
+/// credentials 769.
+fn terminate_outcome(reason: &GracefulDisconnectReason) -> Result<(), SessionError> {
+    use ironrdp_pdu::rdp::server_error_info::{ErrorInfo, ProtocolIndependentCode as C};
+    let GracefulDisconnectReason::Other(desc) = reason else {
+        return Ok(());
+    };
+    let table = [
+        (
+            C::RpcInitiatedDisconnect,
+            Status::SessionClosed,
+            "Forcibly disconnected.",
+        ),
+        (C::RpcInitiatedLogoff, Status::SessionClosed, "Logged off."),
+        (
+            C::IdleTimeout,
+            Status::SessionTimeout,
+            "Idle session time limit exceeded.",
+        ),
+        (
+            C::LogonTimeout,
+            Status::SessionClosed,
+            "Active session time limit exceeded.",
+        ),
+        (
+            C::DisconnectedByOtherconnection,
+            Status::SessionConflict,
+            "Disconnected by other connection.",
+        ),
+        (
+            C::OutOfMemory,
+            Status::UpstreamUnavailable,
+            "Server refused connection.",
+        ),
+        (
+            C::ServerDeniedConnection,
+            Status::UpstreamUnavailable,
+            "Server refused connection.",
+        ),
+        (
+            C::ServerInsufficientPrivileges,
+            Status::ClientForbidden,
+            "Insufficient privileges.",
+        ),
+        (
+            C::ServerFreshCredentialsRequired,
+            Status::ClientUnauthorized,
+            "Credentials expired.",
+        ),
+    ];
+    for (code, status, message) in table {
+        if *desc == ErrorInfo::ProtocolIndependentCode(code).description() {
+            return Err(SessionError::new(
+                status,
+                format!("{message} (RDP server: {desc})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// IronRDP's error for a valid share-data PDU it has no use for.
@@ -479,6 +546,7 @@ impl Driver {
                 }
                 ActiveStageOutput::Terminate(reason) => {
                     tracing::info!("the RDP server ended the session: {reason}");
+                    terminate_outcome(&reason)?;
                     return Ok(Some(End::Done));
                 }
                 ActiveStageOutput::DeactivateAll => self.reactivate().await?,
@@ -995,6 +1063,36 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_disconnect_reasons() {
+        use ironrdp_pdu::rdp::server_error_info::{ErrorInfo, ProtocolIndependentCode as C};
+        let other = |c: C| {
+            GracefulDisconnectReason::Other(ErrorInfo::ProtocolIndependentCode(c).description())
+        };
+        assert!(terminate_outcome(&GracefulDisconnectReason::ServerInitiated).is_ok());
+        assert!(terminate_outcome(&GracefulDisconnectReason::UserInitiated).is_ok());
+        assert!(terminate_outcome(&other(C::LogoffByUser)).is_ok());
+        assert!(terminate_outcome(&other(C::RpcInitiatedDisconnectByuser)).is_ok());
+        assert!(terminate_outcome(&GracefulDisconnectReason::Other("something".into())).is_ok());
+        for (c, status) in [
+            (C::RpcInitiatedDisconnect, Status::SessionClosed),
+            (C::IdleTimeout, Status::SessionTimeout),
+            (C::DisconnectedByOtherconnection, Status::SessionConflict),
+            (C::ServerDeniedConnection, Status::UpstreamUnavailable),
+            (C::ServerInsufficientPrivileges, Status::ClientForbidden),
+            (
+                C::ServerFreshCredentialsRequired,
+                Status::ClientUnauthorized,
+            ),
+        ] {
+            assert_eq!(
+                terminate_outcome(&other(c)).unwrap_err().status,
+                status,
+                "{c:?}"
+            );
+        }
+    }
 
     #[test]
     fn unhandled_pdus_are_not_fatal() {
