@@ -66,7 +66,7 @@ impl PcmFormat {
 
     /// Bytes per sample frame (all channels).
     pub fn frame_bytes(&self) -> usize {
-        usize::from(self.channels) * usize::from(self.bits / 8).max(1)
+        usize::from(self.channels).saturating_mul(usize::from(self.bits / 8).max(1))
     }
 
     /// The formats we can stream: PCM, 16-bit, 1–2 channels, 8–192 kHz.
@@ -84,12 +84,12 @@ impl PcmFormat {
 
     /// The `AUDIO_FORMAT` describing this PCM format.
     pub fn to_audio_format(self) -> AudioFormat {
-        let block_align = self.channels * (self.bits / 8);
+        let block_align = self.channels.saturating_mul(self.bits / 8);
         AudioFormat {
             format: WaveFormat::PCM,
             n_channels: self.channels,
             n_samples_per_sec: self.rate,
-            n_avg_bytes_per_sec: self.rate * u32::from(block_align),
+            n_avg_bytes_per_sec: self.rate.saturating_mul(u32::from(block_align)),
             n_block_align: block_align,
             bits_per_sample: self.bits,
             data: None,
