@@ -41,28 +41,34 @@ export GUACR_BIN=${GUACR_BIN:-$CARGO_TARGET_DIR/debug/guacr}
 # webrtc: the WebRTC transport (data channel, H.264 video, fallback) against x11vnc and OpenSSH.
 SUITES=(e2e.test.mjs webrtc-unit.test.mjs webrtc.test.mjs)
 
-run_suite() {
+run_suite() {  # run_suite LABEL FILE...
     local label=$1
-    log "running the suite on $label"
-    (cd "$ROOT/tests/web" && node --test --test-concurrency=1 --test-reporter=spec "${SUITES[@]}")
+    shift
+    log "running $* on $label"
+    (cd "$ROOT/tests/web" && node --test --test-concurrency=1 --test-reporter=spec "$@")
 }
 
 status=0
 if [[ $WHICH == all || $WHICH == sqlite ]]; then
     unset GUACR_WEB_TEST_DB_URL
-    run_suite SQLite || status=1
+    run_suite SQLite "${SUITES[@]}" || status=1
 fi
 
 if [[ $WHICH == all || $WHICH == postgres ]]; then
     PG_URL=$(bash -c 'set -a; . "$0"; printf %s "${GUACR_TEST_PG_URL:-}"' "$PEERS_ENV")
     [[ -n $PG_URL ]] || die "GUACR_TEST_PG_URL missing from $PEERS_ENV (the postgres peer plug-in did not start)"
     command -v psql >/dev/null || die "psql not found (apt-get install postgresql-client)"
-    DB=guacr_web_$$_$RANDOM
-    psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $DB" >/dev/null ||
-        die "cannot create database $DB on $PG_URL"
-    trap 'psql "$PG_URL" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-    export GUACR_WEB_TEST_DB_URL=${PG_URL%/*}/$DB
-    run_suite "PostgreSQL ($DB)" || status=1
+    # A fresh database per suite file: each starts its own guacr with its own secret key.
+    DBS=()
+    trap 'for d in "${DBS[@]}"; do psql "$PG_URL" -q -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done' EXIT
+    for suite in "${SUITES[@]}"; do
+        DB=guacr_web_$$_$RANDOM
+        psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $DB" >/dev/null ||
+            die "cannot create database $DB on $PG_URL"
+        DBS+=("$DB")
+        export GUACR_WEB_TEST_DB_URL=${PG_URL%/*}/$DB
+        run_suite "PostgreSQL ($DB)" "$suite" || status=1
+    done
 fi
 
 if [[ $status -ne 0 ]]; then

@@ -352,8 +352,11 @@ describe('guacr web client', () => {
     await userPage.locator('#status-title').filter({ hasText: 'refused' }).waitFor({ timeout: 15000 });
     await shot(userPage, 'permission-refused');
     await perm.check();
-    await admin.locator('#permissions-form').getByRole('button', { name: 'Save permissions' }).click();
-    await admin.getByText('Permissions saved.').first().waitFor();
+    // Wait for this save itself (the toast of the previous save may still be showing).
+    await Promise.all([
+      admin.waitForResponse((r) => /\/permissions$/.test(new URL(r.url()).pathname) && r.request().method() === 'PUT' && r.ok()),
+      admin.locator('#permissions-form').getByRole('button', { name: 'Save permissions' }).click(),
+    ]);
     // The secret was kept: the user can still connect.
     await userPage.goto(`${g.base}/#/`);
     await userPage.locator(`a.conn-card[data-connection-id="${conn.id}"]`).click();
