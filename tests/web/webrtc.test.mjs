@@ -374,7 +374,7 @@ describe('guacr web client over WebRTC', () => {
     await p.locator('#disconnect').click();
   });
 
-  it('falls back to WebSocket when signalling fails (server error) or the channel does not open in time', async () => {
+  it('falls back to WebSocket when signalling fails (server error), WebRTC is off, or the channel does not open in time', async () => {
     // 1. The endpoint answers 503.
     const p = await page('signalling-refused');
     let refused = 0;
@@ -395,7 +395,20 @@ describe('guacr web client over WebRTC', () => {
     await p.getByRole('button', { name: 'Open menu' }).click();
     await p.locator('#disconnect').click();
 
-    // 2. The answer is real but has no usable candidates: the channel never opens, the
+    // 2. The server says WebRTC is off: no offer is made at all.
+    const o = await page('webrtc-disabled');
+    await o.route(/\/tunnel\/webrtc$/, (r) => (r.request().method() === 'GET'
+      ? r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ enabled: false, video: false, ice_servers: [] }) })
+      : r.continue()));
+    await o.goto(`${g.base}/#/client/${encodeURIComponent(ssh.id)}`);
+    await waitConnected(o, 30000);
+    assert.equal(await o.evaluate(() => window.__guacr.transport), 'WebSocket');
+    assert.match(await o.evaluate(() => window.__guacr.fallbackReason || ''), /turned off/);
+    assert.deepEqual(o.signalling.map((x) => x.method), ['GET'], 'no offer was POSTed');
+    await o.getByRole('button', { name: 'Open menu' }).click();
+    await o.locator('#disconnect').click();
+
+    // 3. The answer is real but has no usable candidates: the channel never opens, the
     // client gives up after 5 s and uses the WebSocket.
     const q = await page('channel-timeout');
     await q.route(/\/tunnel\/webrtc$/, async (r) => {
