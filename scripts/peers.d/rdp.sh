@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Test peer plug-in: real RDP servers on loopback, each showing an xterm.
 #
-#   xrdp 0.9 (Xvnc backend)  127.0.0.1:3389  TLS security            user guacr-rdp
+#   xrdp 0.9 (Xvnc backend)  127.0.0.1:3389  TLS security            user guacr-rdp (guacr-rdp-bench: benchmarks)
 #   xrdp 0.9 (Xvnc backend)  127.0.0.1:3391  standard RDP security   user guacr-rdp2
 #                                            (encryption level none)
 #     (two xrdp processes with their own ini files, one shared xrdp-sesman on 127.0.0.1:3350;
@@ -12,7 +12,8 @@
 #     127.0.0.1:3392  TLS only (/sec:tls +auth; the password is checked with PAM after login)
 #
 # Every xterm: core "fixed" font, 120x40 at +0+0, white background, no cursor blink,
-# prompt `$ `, bracketed paste off. Users are Unix users with a fixed test password.
+# prompt `$ `, bracketed paste off, UTF-8 locale (C.UTF-8: non-ASCII keys type characters).
+# Users are Unix users with a fixed test password.
 # Called by scripts/test-peers.sh with install|start|stop|status.
 set -euo pipefail
 exec </dev/null
@@ -30,6 +31,7 @@ SHADOW_DISPLAY=21
 SESSION_DISPLAY_OFFSET=100
 USER_TLS=guacr-rdp
 USER_RDPSEC=guacr-rdp2
+USER_BENCH=guacr-rdp-bench   # guacr-bench rdp: its own xrdp session, away from the tests
 PASSWORD=guacr-rdp-pass1
 PACKAGES=(xrdp xorgxrdp freerdp2-x11 freerdp2-shadow-x11 winpr-utils tigervnc-standalone-server
           xvfb xterm x11-apps x11-utils xfonts-base xclip xdotool openssl)
@@ -112,7 +114,7 @@ cmd_install() {
 
 ensure_users() {
     local u
-    for u in "$USER_TLS" "$USER_RDPSEC"; do
+    for u in "$USER_TLS" "$USER_RDPSEC" "$USER_BENCH"; do
         id "$u" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$u"
         echo "$u:$PASSWORD" | chpasswd
     done
@@ -133,7 +135,7 @@ write_configs() {
     cat >"$PUB/startwm.sh" <<EOF
 #!/bin/sh
 echo "\$DISPLAY" > "\$HOME/guacr-display"
-exec env -u SESSION_MANAGER INPUTRC=$PUB/inputrc xterm -fn fixed -geometry 120x40+0+0 \\
+exec env -u SESSION_MANAGER LC_ALL=C.UTF-8 INPUTRC=$PUB/inputrc xterm -fn fixed -geometry 120x40+0+0 \\
     -bg white -fg black -xrm 'XTerm*cursorBlink: false' -xrm 'XTerm*selectToClipboard: false' \\
     -title guacr-rdp -e env PS1='\$ ' TERM=xterm bash --norc --noprofile
 EOF
@@ -279,7 +281,7 @@ start_shadow() {
         wait_until "Xvfb :$d" xvfb display_up "$d"
     fi
     if ! pid_alive xterm; then
-        DISPLAY=:$d spawn xterm env -u SESSION_MANAGER HOME="$DIR/shadow-home" INPUTRC="$PUB/inputrc" \
+        DISPLAY=:$d spawn xterm env -u SESSION_MANAGER LC_ALL=C.UTF-8 HOME="$DIR/shadow-home" INPUTRC="$PUB/inputrc" \
             xterm -fn fixed -geometry 120x40+0+0 -bg white -fg black -xrm 'XTerm*cursorBlink: false' \
             -xrm 'XTerm*selectToClipboard: false' -title guacr-rdp-shadow \
             -e env PS1='$ ' TERM=xterm bash --norc --noprofile
@@ -316,6 +318,7 @@ cmd_start() {
         printf 'export GUACR_TEST_RDP_XRDP_RDP_PORT=%q\n' "$RDPSEC_PORT"
         printf 'export GUACR_TEST_RDP_XRDP_RDP_USER=%q\n' "$USER_RDPSEC"
         printf 'export GUACR_TEST_RDP_XRDP_RDP_DISPLAY_FILE=%q\n' "$(getent passwd "$USER_RDPSEC" | cut -d: -f6)/guacr-display"
+        printf 'export GUACR_TEST_RDP_BENCH_USER=%q\n' "$USER_BENCH"
         printf 'export GUACR_TEST_RDP_SHADOW_PORT=%q\n' "$SHADOW_PORT"
         printf 'export GUACR_TEST_RDP_SHADOW_TLS_PORT=%q\n' "$SHADOW_TLS_PORT"
         printf 'export GUACR_TEST_RDP_SHADOW_USER=%q\n' "$USER_TLS"
@@ -330,7 +333,7 @@ cmd_stop() {
         stop_tree "$n"
     done
     local u home
-    for u in "$USER_TLS" "$USER_RDPSEC"; do
+    for u in "$USER_TLS" "$USER_RDPSEC" "$USER_BENCH"; do
         home=$(getent passwd "$u" | cut -d: -f6) && rm -f "$home/guacr-display"
     done
     log "stopped"

@@ -39,7 +39,8 @@ pub struct RdpArgs {
     /// RDP port [env GUACR_TEST_RDP_XRDP_TLS_PORT, else 3389].
     #[arg(long)]
     rdp_port: Option<u16>,
-    /// RDP user [env GUACR_TEST_RDP_XRDP_TLS_USER, else guacr-rdp].
+    /// RDP user [env GUACR_TEST_RDP_BENCH_USER, else guacr-rdp-bench: an xrdp session of
+    /// its own, so the tests' sessions are not disturbed].
     #[arg(long)]
     rdp_user: Option<String>,
     /// RDP password [env GUACR_TEST_RDP_PASSWORD].
@@ -79,8 +80,8 @@ fn resolve(a: &RdpArgs) -> anyhow::Result<(String, u16, String, String)> {
     let user = a
         .rdp_user
         .clone()
-        .or_else(|| var("GUACR_TEST_RDP_XRDP_TLS_USER"))
-        .unwrap_or_else(|| "guacr-rdp".into());
+        .or_else(|| var("GUACR_TEST_RDP_BENCH_USER"))
+        .unwrap_or_else(|| "guacr-rdp-bench".into());
     let Some(password) = a
         .rdp_password
         .clone()

@@ -201,8 +201,11 @@ async fn x_display(server: &Server, c: &mut GuacClient<TcpStream>) -> String {
 
 // ------------------------------------------------------------------ X side
 
+/// Runs an X client on `display` (at most 5 s: a selection owner may never answer).
 fn x_output(display: &str, program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
+    let out = Command::new("timeout")
+        .arg("5")
+        .arg(program)
         .args(args)
         .env("DISPLAY", display)
         .stdin(Stdio::null())
@@ -669,4 +672,184 @@ async fn server_logoff_is_a_clean_disconnect() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Clipboard from the server with xrdp (its chansrv bridges the X CLIPBOARD selection and
+/// CLIPRDR): text put on the X clipboard reaches the client as `clipboard`.
+#[tokio::test]
+async fn clipboard_from_x_reaches_the_client() {
+    let d = TestDaemon::start().await;
+    for server in xrdp_servers() {
+        let _g = server.lock.lock().await;
+        let mut c = rdp_session(&d, server, &[]).await.unwrap();
+        let display = x_display(server, &mut c).await;
+        c.wait_for_frame(T).await.unwrap();
+        // Let the clipboard channel come up (a copy made while it starts is covered by the
+        // handler's own tests).
+        c.drain(Duration::from_secs(2)).await.unwrap();
+        let text = unique("from-x héllo €");
+        let _sel = Selection::set(&display, "clipboard", &text);
+        c.wait_until(T, |s| s.clipboards.iter().any(|t| t == &text))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: X clipboard never reached the client: {e:#}",
+                    server.name
+                )
+            });
+        assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// Clipboard to the server with xrdp: the client's `clipboard` becomes the X clipboard of
+/// the session (read with `xclip -o`, which chansrv answers by asking the client).
+#[tokio::test]
+async fn clipboard_from_the_client_reaches_x() {
+    let d = TestDaemon::start().await;
+    for server in xrdp_servers() {
+        let _g = server.lock.lock().await;
+        let mut c = rdp_session(&d, server, &[]).await.unwrap();
+        let display = x_display(server, &mut c).await;
+        c.wait_for_frame(T).await.unwrap();
+        c.drain(Duration::from_secs(2)).await.unwrap();
+        let text = unique("to-x ünïcode €");
+        c.send_clipboard(&text).await.unwrap();
+        let deadline = Instant::now() + T;
+        loop {
+            let got = read_selection(&display, "clipboard");
+            if got.as_deref() == Some(text.as_str()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: X clipboard is {got:?}, want {text:?}; {}",
+                server.name,
+                c.state().summary()
+            );
+            let _ = c.drain(Duration::from_millis(200)).await;
+        }
+        assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// `resize-method=display-update`: the owner's `size` resizes the xrdp desktop (Xvnc
+/// follows), the rebuilt display follows and still equals the X screen.
+#[tokio::test]
+async fn resize_follows_the_owner_on_xrdp() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xrdp_tls;
+    let _g = server.lock.lock().await;
+    let mut c = rdp_session(&d, server, &[("resize-method", "display-update")])
+        .await
+        .unwrap();
+    let display = x_display(server, &mut c).await;
+    c.wait_for(T, |disp, _| disp.width() == 1024 && disp.height() == 768)
+        .await
+        .unwrap();
+    c.send_size(800, 600).await.unwrap();
+    let resized = c
+        .wait_for(T, |disp, _| disp.width() == 800 && disp.height() == 600)
+        .await;
+    let x_size = screen_size(&display);
+    let matched = wait_matches_screen(&mut c, server, &display).await;
+    // Put the session back to the size the other tests use, whatever happened.
+    c.send_size(1024, 768).await.unwrap();
+    let restored = c
+        .wait_for(T, |disp, _| disp.width() == 1024 && disp.height() == 768)
+        .await;
+    resized.unwrap_or_else(|e| panic!("display never 800x600: {e:#}"));
+    assert_eq!(x_size, (800, 600), "the X screen was resized");
+    matched.unwrap();
+    restored.unwrap();
+    assert_eq!(screen_size(&display), (1024, 768));
+    assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+    c.disconnect().await.unwrap();
+}
+
+/// `security=nla` against a server without NLA (xrdp): the negotiation fails → 515 with
+/// the reason.
+#[tokio::test]
+async fn nla_against_xrdp_is_515() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xrdp_tls;
+    let mut c = rdp_session(&d, server, &[("security", "nla")])
+        .await
+        .unwrap();
+    c.wait_for_close(T).await.unwrap();
+    let e = c
+        .state()
+        .last_error()
+        .unwrap_or_else(|| panic!("an error; {}", c.state().summary()))
+        .clone();
+    assert_eq!(e.status, 515, "{e:?}");
+    assert!(!e.message.is_empty());
+}
+
+/// `read-only=true`: typed keys do not reach the server.
+#[tokio::test]
+async fn read_only_sends_no_input() {
+    let d = TestDaemon::start().await;
+    let server = &peers().shadow_nla;
+    let _g = server.lock.lock().await;
+    let mut c = rdp_session(&d, server, &[("read-only", "true")])
+        .await
+        .unwrap();
+    c.wait_for_frame(T).await.unwrap();
+    let file = scratch("read-only");
+    c.type_text(&format!("echo no > {}\n", file.display()))
+        .await
+        .unwrap();
+    c.drain(Duration::from_secs(2)).await.unwrap();
+    assert!(!file.exists(), "typed input reached the server");
+    assert!(!c.state().closed, "{}", c.state().summary());
+}
+
+/// An X bell (Ctrl-U on an empty bash line) makes xrdp send a Play Sound PDU: the session
+/// goes on.
+#[tokio::test]
+async fn bell_does_not_end_the_session() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xrdp_tls;
+    let _g = server.lock.lock().await;
+    let mut c = rdp_session(&d, server, &[]).await.unwrap();
+    x_display(server, &mut c).await;
+    focus_xterm(&mut c).await;
+    c.send_key_combo(&[0xffe3, u32::from('u')]).await.unwrap();
+    c.drain(Duration::from_secs(1)).await.unwrap();
+    assert!(
+        !c.state().closed && c.state().errors.is_empty(),
+        "{}",
+        c.state().summary()
+    );
+    let got = run_typed(&mut c, "after-bell", "echo still-here").await;
+    assert_eq!(
+        got.as_deref(),
+        Some("still-here\n"),
+        "{}",
+        c.state().summary()
+    );
+    settle_and_disconnect(&mut c).await;
+}
+
+/// `server-layout=de-de-qwertz`: the server (xrdp, German keymap from the client's
+/// keyboard layout 0x0407) types what the client's keysyms mean, Z/Y and AltGr included.
+#[tokio::test]
+async fn german_layout_types_the_right_characters() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xrdp_rdp;
+    let _g = server.lock.lock().await;
+    let mut c = rdp_session(&d, server, &[("server-layout", "de-de-qwertz")])
+        .await
+        .unwrap();
+    x_display(server, &mut c).await;
+    let got = run_typed(&mut c, "de", "echo 'zY@{ü}ß|~'").await;
+    assert_eq!(
+        got.as_deref(),
+        Some("zY@{ü}ß|~\n"),
+        "{}",
+        c.state().summary()
+    );
+    settle_and_disconnect(&mut c).await;
 }
