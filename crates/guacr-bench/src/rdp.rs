@@ -4,7 +4,7 @@
 //! Opens N sessions to one RDP server (default: the xrdp TLS test peer of
 //! scripts/peers.d/rdp.sh; xrdp reconnects a user's logins to one X session, so every
 //! session shows — and receives the updates of — the same desktop), measures the daemon's
-//! VmRSS and thread count before and after, then types a scrolling command (`yes …`) into
+//! VmRSS and thread count before and after, then types a scrolling command (the GPL in a loop) into
 //! the xterm and counts `sync`s (frames) and bytes on session 0 for a fixed window, with
 //! the daemon's RSS sampled during the scroll (every session is then active).
 
@@ -55,10 +55,12 @@ pub struct RdpArgs {
     /// Length of the scrolling window.
     #[arg(long, default_value_t = 10)]
     scroll_secs: u64,
-    /// The command typed into the xterm to scroll text (stopped with Ctrl-C).
+    /// The command typed into the xterm to scroll text (stopped with Ctrl-C): prose, so
+    /// the picture changes across the width (`yes` or `seq` lines scroll into identical
+    /// pixels and measure nothing).
     #[arg(
         long,
-        default_value = "yes 'guacr rdp benchmark: scrolling text in the xterm 0123456789'"
+        default_value = "while :; do cat /usr/share/common-licenses/GPL-3; done"
     )]
     scroll_command: String,
 }
