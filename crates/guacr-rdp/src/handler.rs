@@ -624,10 +624,11 @@ impl Driver {
                 self.resize_in_flight = None;
                 let (w, h) = (desktop_size.width, desktop_size.height);
                 tracing::debug!(width = w, height = h, "RDP session reactivated");
-                self.image = DecodedImage::new(PixelFormat::BgrX32, w, h);
+                // The display checks the size (a bounded allocation) first.
                 self.display
                     .resize(u32::from(w), u32::from(h))
                     .map_err(|e| display_error(&e))?;
+                self.image = DecodedImage::new(PixelFormat::BgrX32, w, h);
                 self.display.invalidate();
                 return Ok(());
             }
