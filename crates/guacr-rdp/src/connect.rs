@@ -727,6 +727,40 @@ mod tests {
         assert!(e.message.contains("bad certificate"));
     }
 
+    /// A fake server answering the X.224 connection request with `reply`.
+    async fn fake_server(reply: &'static [u8]) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(reply).await;
+            let _ = s.shutdown().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn garbage_or_silence_from_the_server_is_515() {
+        for reply in [
+            &b"SSH-2.0-OpenSSH_9.2\r\n"[..],
+            b"\x03\x00\x00\x05\xff",
+            b"\x03\x00\xff\xff\x02\xf0\x80garbage",
+            b"",
+        ] {
+            let port = fake_server(reply).await;
+            let mut s = settings(&[]);
+            s.port = port;
+            s.hostname = "127.0.0.1".into();
+            let r = begin(&request(&s), |_| {}).await;
+            let e = r.err().expect("a garbage server must fail");
+            assert_eq!(e.status, Status::UpstreamError, "{reply:?}: {}", e.message);
+        }
+    }
+
     #[tokio::test]
     async fn refused_is_519() {
         // Bind then drop a listener: the port is closed.

@@ -1109,6 +1109,27 @@ mod tests {
         assert!(!is_unhandled_pdu(&E::new("x", K::General)));
     }
 
+    #[tokio::test]
+    async fn garbage_in_the_active_stage_is_515_and_eof_is_clean() {
+        use tokio::io::AsyncWriteExt;
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut framed = UpgradedFramed::new(Box::new(ours));
+        // A complete fast-path PDU, then a byte no RDP header starts with.
+        theirs.write_all(&[0x00, 0x03, 0xaa]).await.unwrap();
+        let (action, pdu) = read_pdu(&mut framed).await.unwrap();
+        assert_eq!((action, pdu.len()), (ironrdp_pdu::Action::FastPath, 3));
+        theirs.write_all(&[0xfe, 0xfe, 0xfe, 0xfe]).await.unwrap();
+        let e = read_pdu(&mut framed).await.unwrap_err();
+        assert_eq!(read_outcome(&e).unwrap_err().status, Status::UpstreamError);
+        // The server closing mid-PDU: a clean end.
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut framed = UpgradedFramed::new(Box::new(ours));
+        theirs.write_all(&[0x03, 0x00, 0x00, 0x20]).await.unwrap();
+        drop(theirs);
+        let e = read_pdu(&mut framed).await.unwrap_err();
+        assert!(read_outcome(&e).is_ok());
+    }
+
     #[test]
     fn server_closing_is_a_clean_end() {
         for kind in [
