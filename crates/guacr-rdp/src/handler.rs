@@ -433,6 +433,9 @@ struct Driver {
     video_dirty: bool,
     audio_rx: Option<AudioReceiver>,
     audio_out: AudioStream,
+    /// What the server allows for a full redraw (Refresh Rect, Suppress Output).
+    redraw_support: (bool, bool),
+    last_redraw: Option<Instant>,
 }
 
 enum Wake {
@@ -559,6 +562,9 @@ impl Driver {
                 _ => {}
             }
         }
+        if self.stage.take_bitmap_recovery_request() {
+            self.recover_bitmaps().await?;
+        }
         self.pump_clipboard().await?;
         if let Some(rx) = &self.audio_rx {
             for chunk in rx.drain() {
@@ -566,6 +572,29 @@ impl Driver {
             }
         }
         Ok(None)
+    }
+
+    /// IronRDP dropped a malformed bitmap: ask the server to redraw the
+    /// whole screen (at most once a second), where it allows it.
+    async fn recover_bitmaps(&mut self) -> Result<(), SessionError> {
+        let now = Instant::now();
+        if self
+            .last_redraw
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return Ok(());
+        }
+        self.last_redraw = Some(now);
+        let (refresh, suppress) = self.redraw_support;
+        let frames = self
+            .stage
+            .request_full_redraw(self.image.width(), self.image.height(), refresh, suppress)
+            .map_err(|e| session_error(&e))?;
+        tracing::debug!("a malformed bitmap was dropped: asking the RDP server for a redraw");
+        for f in frames {
+            self.send(&f).await?;
+        }
+        Ok(())
     }
 
     /// A small arrow: RDP's "default pointer" is the client's own.
@@ -606,6 +635,8 @@ impl Driver {
                 enable_server_pointer,
                 pointer_software_rendering,
                 static_channel_chunk_size,
+                refresh_rect_support,
+                suppress_output_support,
                 ..
             } = seq.connection_activation_state()
             {
@@ -622,6 +653,7 @@ impl Driver {
                     ));
                 }
                 self.resize_in_flight = None;
+                self.redraw_support = (refresh_rect_support, suppress_output_support);
                 let (w, h) = (desktop_size.width, desktop_size.height);
                 tracing::debug!(width = w, height = h, "RDP session reactivated");
                 // The display checks the size (a bounded allocation) first.
@@ -949,6 +981,8 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
             video_dirty: true,
             audio_rx,
             audio_out: AudioStream::new(AUDIO_STREAM),
+            redraw_support: (result.refresh_rect_support, result.suppress_output_support),
+            last_redraw: None,
         };
         d.send_input(&[synchronize(false, false)]).await?;
         d.pump_clipboard().await?;
