@@ -472,8 +472,24 @@ impl Drop for Selection {
     }
 }
 
-fn read_selection(display: &str, selection: &str) -> Option<String> {
-    x_output(display, "xclip", &["-o", "-selection", selection])
+/// The X selection's text. `xclip -o` waits for the owner — chansrv, which asks the RDP
+/// client, i.e. the daemon running on this test's runtime — so it runs on the blocking pool
+/// while the client keeps reading.
+async fn read_selection(
+    c: &mut GuacClient<TcpStream>,
+    display: &str,
+    selection: &str,
+) -> Option<String> {
+    let (d, s) = (display.to_owned(), selection.to_owned());
+    let mut ask = tokio::task::spawn_blocking(move || {
+        x_output(&d, "xclip", &["-o", "-selection", s.as_str()])
+    });
+    loop {
+        tokio::select! {
+            r = &mut ask => return r.ok().flatten(),
+            _ = c.drain(Duration::from_millis(100)) => {}
+        }
+    }
 }
 
 /// Keyboard focus follows the pointer (no window manager): put it on the xterm, then
@@ -717,7 +733,7 @@ async fn clipboard_from_the_client_reaches_x() {
         c.send_clipboard(&text).await.unwrap();
         let deadline = Instant::now() + T;
         loop {
-            let got = read_selection(&display, "clipboard");
+            let got = read_selection(&mut c, &display, "clipboard").await;
             if got.as_deref() == Some(text.as_str()) {
                 break;
             }
