@@ -314,6 +314,7 @@ cmd_start() {
         printf 'export GUACR_TEST_RDP_PASSWORD=%q\n' "$PASSWORD"
         printf 'export GUACR_TEST_RDP_XRDP_TLS_PORT=%q\n' "$TLS_PORT"
         printf 'export GUACR_TEST_RDP_XRDP_TLS_USER=%q\n' "$USER_TLS"
+        printf 'export GUACR_TEST_RDP_XRDP_CERT=%q\n' "$DIR/cert.pem"
         printf 'export GUACR_TEST_RDP_XRDP_TLS_DISPLAY_FILE=%q\n' "$(getent passwd "$USER_TLS" | cut -d: -f6)/guacr-display"
         printf 'export GUACR_TEST_RDP_XRDP_RDP_PORT=%q\n' "$RDPSEC_PORT"
         printf 'export GUACR_TEST_RDP_XRDP_RDP_USER=%q\n' "$USER_RDPSEC"

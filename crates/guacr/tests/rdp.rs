@@ -869,3 +869,65 @@ async fn german_layout_types_the_right_characters() {
     );
     settle_and_disconnect(&mut c).await;
 }
+
+/// The SHA-256 fingerprint of the xrdp test peer's certificate (`AB:CD:…`).
+fn xrdp_cert_fingerprint() -> String {
+    let cert = guacr_testkit::peers::var("GUACR_TEST_RDP_XRDP_CERT")
+        .expect("GUACR_TEST_RDP_XRDP_CERT: start the RDP test peers");
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in", &cert])
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl x509 on {cert}");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// `ignore-cert=false`: xrdp's self-signed certificate is refused (515) unless its SHA-256
+/// fingerprint is pinned with `cert-fingerprints`; a wrong pin is refused too.
+#[tokio::test]
+async fn certificate_is_verified_or_pinned() {
+    let d = TestDaemon::start().await;
+    let server = &peers().xrdp_tls;
+    let _g = server.lock.lock().await;
+    let refused = |c: &GuacClient<TcpStream>| -> u32 {
+        c.state()
+            .last_error()
+            .unwrap_or_else(|| panic!("an error; {}", c.state().summary()))
+            .status
+    };
+    let mut c = rdp_session(&d, server, &[("ignore-cert", "false")])
+        .await
+        .unwrap();
+    c.wait_for_close(T).await.unwrap();
+    assert_eq!(refused(&c), 515, "{}", c.state().summary());
+
+    let wrong = ["00"; 32].join(":");
+    let mut c = rdp_session(
+        &d,
+        server,
+        &[("ignore-cert", "false"), ("cert-fingerprints", &wrong)],
+    )
+    .await
+    .unwrap();
+    c.wait_for_close(T).await.unwrap();
+    assert_eq!(refused(&c), 515, "{}", c.state().summary());
+
+    let pin = xrdp_cert_fingerprint();
+    let mut c = rdp_session(
+        &d,
+        server,
+        &[("ignore-cert", "false"), ("cert-fingerprints", &pin)],
+    )
+    .await
+    .unwrap();
+    c.wait_until(T, |s| s.count("img") > 0)
+        .await
+        .unwrap_or_else(|e| panic!("pinned {pin}: {e:#}"));
+    assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+    c.disconnect().await.unwrap();
+}
