@@ -931,3 +931,42 @@ async fn certificate_is_verified_or_pinned() {
     assert!(c.state().errors.is_empty(), "{}", c.state().summary());
     c.disconnect().await.unwrap();
 }
+
+/// A joiner (`select,$id`) gets a full picture equal to the X screen; typing by the owner
+/// then reaches both.
+#[tokio::test]
+async fn joiner_gets_the_full_picture() {
+    let d = TestDaemon::start().await;
+    let server = &peers().shadow_tls;
+    let _g = server.lock.lock().await;
+    let mut owner = d.client().await;
+    let id = owner
+        .handshake("rdp", &client_info(1024, 768), &params(server, &[]))
+        .await
+        .unwrap();
+    let display = x_display(server, &mut owner).await;
+    wait_matches_screen(&mut owner, server, &display)
+        .await
+        .unwrap();
+    let mut joiner = d.client().await;
+    joiner
+        .handshake(&id, &client_info(1024, 768), &[])
+        .await
+        .unwrap();
+    wait_matches_screen(&mut joiner, server, &display)
+        .await
+        .unwrap_or_else(|e| panic!("joiner: {e}"));
+    let word = unique("joined-view");
+    let got = run_typed(&mut owner, "joined", &format!("echo {word}")).await;
+    assert_eq!(got, Some(format!("{word}\n")));
+    owner.type_text("clear\n").await.unwrap();
+    let _ = owner.drain(Duration::from_millis(500)).await;
+    wait_matches_screen(&mut joiner, server, &display)
+        .await
+        .unwrap_or_else(|e| panic!("joiner after typing: {e}"));
+    wait_matches_screen(&mut owner, server, &display)
+        .await
+        .unwrap_or_else(|e| panic!("owner after typing: {e}"));
+    let _ = joiner.disconnect().await;
+    settle_and_disconnect(&mut owner).await;
+}
