@@ -199,7 +199,14 @@ pub async fn rdp(t: &Target, a: &RdpArgs) -> anyhow::Result<(String, Json)> {
     // Scroll: keyboard focus follows the pointer (no window manager), so point at the xterm.
     active.send_mouse(300, 200, 0).await?;
     let _ = active.drain(Duration::from_millis(200)).await;
-    active.type_text(&format!("{}\n", a.scroll_command)).await?;
+    // Bounded by `timeout` as well as the Ctrl-C below, so a lost Ctrl-C never leaves the
+    // desktop scrolling.
+    let typed = format!(
+        "timeout {} sh -c '{}'\n",
+        a.scroll_secs + 5,
+        a.scroll_command.replace('\'', r"'\''")
+    );
+    active.type_text(&typed).await?;
     // Let the scroll start before the window opens.
     let _ = active.drain(Duration::from_millis(1000)).await;
     let cpu0 = procmem::cpu_ticks(a.pid).unwrap_or(0);
@@ -230,8 +237,10 @@ pub async fn rdp(t: &Target, a: &RdpArgs) -> anyhow::Result<(String, Json)> {
         .unwrap_or(0.0);
     let during = procmem::process(a.pid)?;
     // Stop the scroll and clean the terminal.
-    active.send_key_combo(&[0xffe3, u32::from('c')]).await?;
-    let _ = active.drain(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        active.send_key_combo(&[0xffe3, u32::from('c')]).await?;
+        let _ = active.drain(Duration::from_millis(300)).await;
+    }
     active.type_text("clear\n").await?;
     let _ = active.drain(Duration::from_millis(500)).await;
     let alive = n - lost.load(Ordering::Relaxed);
