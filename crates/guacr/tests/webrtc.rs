@@ -3,7 +3,7 @@
 //! xterm). The browser side is str0m itself: it makes the offer (data
 //! channel `guacamole`, optionally a `recvonly` H.264 video m-line), reads
 //! the data channel, depacketises the video and decodes it with openh264.
-#![cfg(feature = "web")]
+#![cfg(feature = "webrtc")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
