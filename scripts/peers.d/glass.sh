@@ -5,9 +5,9 @@
 #
 # showing an xterm over the whole screen and, at the top-left corner, glass-clock
 # (tests/web/glass-clock.c, built here with gcc + Xlib): the wall clock in ms painted as a
-# row of 32 black/white 16-px blocks every 4 ms. The desktop follows the client's size
-# (ExtendedDesktopSize), so tests/web/glass.mjs --viewport picks the measured resolution.
-# Called by scripts/test-peers.sh with
+# row of 32 black/white 16-px blocks every 4 ms. The desktop size is fixed (clients cannot
+# resize it); another one: scripts/peers.d/glass.sh stop; GUACR_GLASS_GEOMETRY=1024x768
+# scripts/peers.d/glass.sh start. Called by scripts/test-peers.sh with
 # install|start|stop|status.
 set -euo pipefail
 exec </dev/null
@@ -90,7 +90,7 @@ cmd_start() {
         stop_pid xvnc
         rm -f "/tmp/.X$DISP-lock" "/tmp/.X11-unix/X$DISP"
         spawn xvnc Xvnc ":$DISP" -geometry "$GEOMETRY" -depth 24 -rfbport "$PORT" -interface "$HOST" \
-            -localhost -SecurityTypes None -AlwaysShared -nolisten tcp -AcceptSetDesktopSize=1
+            -localhost -SecurityTypes None -AlwaysShared -nolisten tcp -AcceptSetDesktopSize=0
         wait_until "Xvnc :$DISP on $HOST:$PORT" xvnc bash -c "timeout 2 bash -c 'exec 3<>/dev/tcp/$HOST/$PORT' 2>/dev/null && DISPLAY=:$DISP timeout 3 xdpyinfo >/dev/null 2>&1"
     fi
     if ! pid_alive xterm; then
