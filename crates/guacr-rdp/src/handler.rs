@@ -88,6 +88,11 @@ impl Protocol for Rdp {
         crate::settings::param_specs()
     }
 
+    /// A framebuffer published to `session.video()`: WebRTC browsers get H.264.
+    fn graphical(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: SessionContext) -> ProtocolFuture {
         let opts = Options {
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
