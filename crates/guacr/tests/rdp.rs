@@ -752,35 +752,73 @@ async fn clipboard_from_the_client_reaches_x() {
 
 /// `resize-method=display-update`: the owner's `size` resizes the xrdp desktop (Xvnc
 /// follows), the rebuilt display follows and still equals the X screen.
+/// `resize-method=reconnect`: the session reconnects at the new size (xrdp puts the client
+/// back into the same Xvnc session, which keeps its own size: only the client's view
+/// follows), then back at 1024x768 the picture equals the X screen again.
 #[tokio::test]
 async fn resize_follows_the_owner_on_xrdp() {
     let d = TestDaemon::start().await;
     let server = &peers().xrdp_tls;
     let _g = server.lock.lock().await;
+    for method in ["display-update", "reconnect"] {
+        let mut c = rdp_session(&d, server, &[("resize-method", method)])
+            .await
+            .unwrap();
+        let display = x_display(server, &mut c).await;
+        c.wait_for(T, |disp, _| disp.width() == 1024 && disp.height() == 768)
+            .await
+            .unwrap();
+        c.send_size(800, 600).await.unwrap();
+        let resized = c
+            .wait_for(T, |disp, _| disp.width() == 800 && disp.height() == 600)
+            .await;
+        let x_size = screen_size(&display);
+        let matched = wait_matches_screen(&mut c, server, &display).await;
+        // Put the session back to the size the other tests use, whatever happened.
+        c.send_size(1024, 768).await.unwrap();
+        let restored = c
+            .wait_for(T, |disp, _| disp.width() == 1024 && disp.height() == 768)
+            .await;
+        resized.unwrap_or_else(|e| panic!("{method}: display never 800x600: {e:#}"));
+        if method == "display-update" {
+            assert_eq!(x_size, (800, 600), "{method}: the X screen was resized");
+            matched.unwrap_or_else(|e| panic!("{method}: {e}"));
+        }
+        restored.unwrap_or_else(|e| panic!("{method}: {e:#}"));
+        wait_matches_screen(&mut c, server, &display)
+            .await
+            .unwrap_or_else(|e| panic!("{method}: back at 1024x768: {e}"));
+        assert_eq!(screen_size(&display), (1024, 768), "{method}");
+        assert!(
+            c.state().errors.is_empty(),
+            "{method}: {}",
+            c.state().summary()
+        );
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// The shadow server shares a fixed-size Xvfb screen: a `size` from the owner changes
+/// nothing and the session goes on.
+#[tokio::test]
+async fn resize_is_ignored_where_unsupported() {
+    let d = TestDaemon::start().await;
+    let server = &peers().shadow_tls;
+    let _g = server.lock.lock().await;
     let mut c = rdp_session(&d, server, &[("resize-method", "display-update")])
         .await
         .unwrap();
     let display = x_display(server, &mut c).await;
-    c.wait_for(T, |disp, _| disp.width() == 1024 && disp.height() == 768)
-        .await
-        .unwrap();
+    wait_matches_screen(&mut c, server, &display).await.unwrap();
     c.send_size(800, 600).await.unwrap();
-    let resized = c
-        .wait_for(T, |disp, _| disp.width() == 800 && disp.height() == 600)
-        .await;
-    let x_size = screen_size(&display);
-    let matched = wait_matches_screen(&mut c, server, &display).await;
-    // Put the session back to the size the other tests use, whatever happened.
-    c.send_size(1024, 768).await.unwrap();
-    let restored = c
-        .wait_for(T, |disp, _| disp.width() == 1024 && disp.height() == 768)
-        .await;
-    resized.unwrap_or_else(|e| panic!("display never 800x600: {e:#}"));
-    assert_eq!(x_size, (800, 600), "the X screen was resized");
-    matched.unwrap();
-    restored.unwrap();
+    c.drain(Duration::from_secs(5)).await.unwrap();
     assert_eq!(screen_size(&display), (1024, 768));
-    assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+    assert!(
+        !c.state().closed && c.state().errors.is_empty(),
+        "{}",
+        c.state().summary()
+    );
+    wait_matches_screen(&mut c, server, &display).await.unwrap();
     c.disconnect().await.unwrap();
 }
 
