@@ -248,6 +248,10 @@ pub async fn rdp(t: &Target, a: &RdpArgs) -> anyhow::Result<(String, Json)> {
     let _ = stop_tx.send(true);
     close(active).await;
     while tasks.join_next().await.is_some() {}
+    // After every session closed: does the daemon give the memory back (or keep it for
+    // the next sessions)?
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let closed = procmem::process(a.pid)?;
 
     let per = |b: u64, x: u64| x.saturating_sub(b) as f64 / n as f64;
     let kib = |v: u64| format!("{:.1} MiB", v as f64 / 1024.0);
@@ -257,6 +261,7 @@ pub async fn rdp(t: &Target, a: &RdpArgs) -> anyhow::Result<(String, Json)> {
         "before",
         "idle",
         "scrolling (peak)",
+        "all closed",
         "per session",
     ]);
     table.row([
@@ -265,6 +270,7 @@ pub async fn rdp(t: &Target, a: &RdpArgs) -> anyhow::Result<(String, Json)> {
         kib(before.rss_kib),
         kib(idle.rss_kib),
         kib(peak.rss_kib),
+        kib(closed.rss_kib),
         format!(
             "{:.0} KiB idle, {:.0} KiB scrolling",
             per(before.rss_kib, idle.rss_kib),
@@ -277,6 +283,7 @@ pub async fn rdp(t: &Target, a: &RdpArgs) -> anyhow::Result<(String, Json)> {
         before.threads.to_string(),
         idle.threads.to_string(),
         during.threads.to_string(),
+        closed.threads.to_string(),
         format!(
             "{:.2}",
             per(before.threads, idle.threads.max(during.threads))
@@ -314,6 +321,7 @@ pub async fn rdp(t: &Target, a: &RdpArgs) -> anyhow::Result<(String, Json)> {
         ("before", mem_json(&before)),
         ("idle", mem_json(&idle)),
         ("scroll_peak", mem_json(&peak)),
+        ("all_closed", mem_json(&closed)),
         (
             "rss_per_session_idle_kib",
             per(before.rss_kib, idle.rss_kib).into(),
