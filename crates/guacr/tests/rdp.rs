@@ -1008,3 +1008,28 @@ async fn joiner_gets_the_full_picture() {
     let _ = joiner.disconnect().await;
     settle_and_disconnect(&mut owner).await;
 }
+
+/// No username and no password for an NLA server: both are asked for with `required` and
+/// answered with `argv`; the session logs in.
+#[tokio::test]
+async fn missing_username_and_password_are_requested() {
+    let d = TestDaemon::start().await;
+    let server = &peers().shadow_nla;
+    let _g = server.lock.lock().await;
+    let mut c = rdp_session(&d, server, &[("username", ""), ("password", "")])
+        .await
+        .unwrap();
+    c.wait_until(T, |s| {
+        s.required
+            .iter()
+            .any(|r| r.iter().any(|n| n == "username") && r.iter().any(|n| n == "password"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+    c.send_argv("username", &server.user).await.unwrap();
+    c.send_argv("password", &peers().password).await.unwrap();
+    c.wait_until(T, |s| s.count("img") > 0).await.unwrap();
+    assert!(c.state().errors.is_empty(), "{}", c.state().summary());
+    c.disconnect().await.unwrap();
+}
