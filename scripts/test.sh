@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script).
 # Installs what it needs (apt, PyPI, npm), starts the real peers on loopback
-# (OpenSSH, telnetd, PostgreSQL, MariaDB, VNC servers on Xvfb, an S3 server; see
+# (OpenSSH, telnetd, PostgreSQL, MariaDB, VNC servers on Xvfb, xrdp, FreeRDP shadow, an S3 server; see
 # scripts/test-peers.sh and scripts/peers.d), then runs: fmt, clippy, unit +
 # integration tests against the real peers, the fuzz targets build, the third-party
-# client checks (pyguacamole, guacamole-common-js in headless Chromium for SSH and VNC)
+# client checks (pyguacamole, guacamole-common-js in headless Chromium for SSH, VNC and RDP)
 # against a running guacr, and the web client's end-to-end suite (Playwright +
 # Chromium against the real binary, on SQLite and on PostgreSQL).
 set -euo pipefail
@@ -64,6 +64,9 @@ node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port "$PORT" \
     --screenshot "$CARGO_TARGET_DIR/gcjs.png"
 node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port "$PORT" --protocol vnc \
     --vnc-port "$GUACR_TEST_VNC_XVNC_NONE_PORT" --screenshot "$CARGO_TARGET_DIR/gcjs-vnc.png"
+node tests/clients/gcjs_check.mjs --host 127.0.0.1 --port "$PORT" --protocol rdp \
+    --rdp-port "$GUACR_TEST_RDP_XRDP_TLS_PORT" --user "$GUACR_TEST_RDP_XRDP_TLS_USER" \
+    --password "$GUACR_TEST_RDP_PASSWORD" --security tls --screenshot "$CARGO_TARGET_DIR/gcjs-rdp.png"
 kill $GUACR_PID 2>/dev/null || true
 
 step "web client end-to-end (Playwright + Chromium; SQLite, then PostgreSQL)"
