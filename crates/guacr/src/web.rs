@@ -181,7 +181,9 @@ pub fn options(cfg: &Config) -> anyhow::Result<WebOptions> {
 }
 
 /// `[web.webrtc]` as the web server's options.
-pub fn webrtc_options(w: &crate::config::WebRtcSection) -> anyhow::Result<guacr_web::WebRtcOptions> {
+pub fn webrtc_options(
+    w: &crate::config::WebRtcSection,
+) -> anyhow::Result<guacr_web::WebRtcOptions> {
     let mut addresses = Vec::new();
     for a in &w.addresses {
         addresses.push(a.parse().map_err(|e| {
