@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{TestDaemon, client_info, refused_port};
+use common::{TestDaemon, client_info, refused_port, x_screenshot};
 use guacr_testkit::GuacClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -136,74 +136,6 @@ fn x_command(display: &str, program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The X server's own picture of the whole screen (`xwd -root`), as RGBA.
-fn x_screenshot(display: &str) -> (u32, u32, Vec<u8>) {
-    let out = Command::new("xwd")
-        .args(["-root", "-silent", "-display", display])
-        .stdin(Stdio::null())
-        .output()
-        .expect("running xwd (x11-apps)");
-    assert!(out.status.success(), "xwd failed on {display}");
-    parse_xwd(&out.stdout).unwrap_or_else(|e| panic!("parsing xwd output: {e}"))
-}
-
-/// Parses an XWD (X Window Dump, version 7) image of a TrueColor visual
-/// with 24 or 32 bits per pixel.
-fn parse_xwd(data: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
-    let field = |i: usize| -> Result<u32, String> {
-        data.get(i * 4..i * 4 + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| "truncated header".to_owned())
-    };
-    let header_size = field(0)? as usize;
-    if field(1)? != 7 {
-        return Err(format!("XWD version {} (want 7)", field(1)?));
-    }
-    if field(2)? != 2 {
-        return Err("not a ZPixmap".into());
-    }
-    let (width, height) = (field(4)?, field(5)?);
-    let byte_order = field(7)?; // 0 = LSBFirst
-    let bpp = field(11)?;
-    let bytes_per_line = field(12)? as usize;
-    let (rmask, gmask, bmask) = (field(14)?, field(15)?, field(16)?);
-    let ncolors = field(19)? as usize;
-    if bpp != 32 && bpp != 24 {
-        return Err(format!("{bpp} bits per pixel"));
-    }
-    let start = header_size + ncolors * 12;
-    let bytes_pp = (bpp / 8) as usize;
-    let pixels = data
-        .get(start..start + bytes_per_line * height as usize)
-        .ok_or("truncated pixel data")?;
-    let channel = |v: u32, mask: u32| -> u8 {
-        if mask == 0 {
-            return 0;
-        }
-        let shift = mask.trailing_zeros();
-        let bits = (mask >> shift).count_ones();
-        let raw = (v & mask) >> shift;
-        ((raw * 255) / ((1u32 << bits) - 1)) as u8
-    };
-    let mut rgba = Vec::with_capacity(width as usize * height as usize * 4);
-    for row in pixels.chunks_exact(bytes_per_line) {
-        for px in row[..width as usize * bytes_pp].chunks_exact(bytes_pp) {
-            let mut v = 0u32;
-            if byte_order == 0 {
-                for (i, b) in px.iter().enumerate() {
-                    v |= u32::from(*b) << (8 * i);
-                }
-            } else {
-                for b in px {
-                    v = (v << 8) | u32::from(*b);
-                }
-            }
-            rgba.extend_from_slice(&[channel(v, rmask), channel(v, gmask), channel(v, bmask), 255]);
-        }
-    }
-    Ok((width, height, rgba))
 }
 
 /// Pixels that differ between two RGBA pictures (by more than `tolerance`
