@@ -17,6 +17,28 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export GUACR_PEERS_DIR=${GUACR_PEERS_DIR:-/var/tmp/guacr-peers}
 mkdir -p "$CARGO_TARGET_DIR"
+# Every checkout path and every change leaves another copy of each test binary (hundreds of
+# MB each) in the shared target directory: keep only the newest of each before building, so
+# a long-lived cache does not fill the disk (it did, twice: rustc then fails with ENOSPC).
+rm -rf "$CARGO_TARGET_DIR/debug/incremental"
+if [ -d "$CARGO_TARGET_DIR/debug/deps" ] && command -v python3 >/dev/null; then
+    python3 - "$CARGO_TARGET_DIR/debug/deps" <<'PY'
+import os, re, sys
+deps = sys.argv[1]
+newest = {}
+for f in os.listdir(deps):
+    p = os.path.join(deps, f)
+    m = re.fullmatch(r"(.+)-[0-9a-f]{16}", f)
+    if not m or not os.path.isfile(p) or not os.access(p, os.X_OK):
+        continue
+    newest.setdefault(m.group(1), []).append((os.path.getmtime(p), p))
+for runs in newest.values():
+    for _, p in sorted(runs)[:-1]:
+        for q in (p, p + ".d"):
+            if os.path.exists(q):
+                os.remove(q)
+PY
+fi
 
 step() { printf '\n=== %s\n' "$*"; }
 command -v cargo >/dev/null || { echo "cargo is required (Rust >= 1.94)" >&2; exit 1; }

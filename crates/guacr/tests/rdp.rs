@@ -13,11 +13,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{TestDaemon, client_info, refused_port, x_screenshot};
+use common::{Selection, TestDaemon, client_info, refused_port, x_screenshot};
 use guacr_testkit::GuacClient;
 use tokio::net::TcpStream;
 
@@ -370,37 +370,6 @@ async fn wait_file(
             return None;
         }
         let _ = c.drain(Duration::from_millis(100)).await;
-    }
-}
-
-/// Keeps a clipboard owner (`xclip -quiet`) alive until dropped.
-struct Selection(Child);
-
-impl Selection {
-    fn set(display: &str, selection: &str, text: &str) -> Selection {
-        use std::io::Write;
-        let mut child = Command::new("xclip")
-            .args(["-quiet", "-selection", selection])
-            .env("DISPLAY", display)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("xclip");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        Selection(child)
-    }
-}
-
-impl Drop for Selection {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
