@@ -44,6 +44,11 @@ pub struct ConnectRequest<'a> {
     pub dpi: u32,
     /// Keyboard layout id (e.g. 0x409 en-US).
     pub keyboard_layout: u32,
+    /// Keyboard type, subtype and function-key count of the layout (Japanese keyboards are
+    /// type 7 with their own subtype; everything else IBM enhanced, 12 keys).
+    pub keyboard_type: u32,
+    pub keyboard_subtype: u32,
+    pub function_keys: u32,
     pub timezone: ironrdp_pdu::rdp::client_info::TimezoneInfo,
     pub connect_timeout: Duration,
     pub audio: bool,
@@ -134,9 +139,9 @@ pub fn connector_config(req: &ConnectRequest<'_>) -> ironrdp_connector::Config {
         domain: req.domain.clone(),
         client_build: 0,
         client_name: s.client_name.clone(),
-        keyboard_type: gcc::KeyboardType::IBM_ENHANCED,
-        keyboard_subtype: 0,
-        keyboard_functional_keys_count: 12,
+        keyboard_type: gcc::KeyboardType(req.keyboard_type),
+        keyboard_subtype: req.keyboard_subtype,
+        keyboard_functional_keys_count: req.function_keys,
         keyboard_layout: req.keyboard_layout,
         connection_type: gcc::ConnectionType::Lan,
         ime_file_name: String::new(),
@@ -638,6 +643,9 @@ mod tests {
             height: 768,
             dpi: 96,
             keyboard_layout: 0x409,
+            keyboard_type: 4,
+            keyboard_subtype: 0,
+            function_keys: 12,
             timezone: Default::default(),
             connect_timeout: Duration::from_secs(1),
             audio: false,
@@ -680,6 +688,23 @@ mod tests {
         assert_eq!(c.desktop_scale_factor, 200);
         assert_eq!(c.performance_flags.bits(), 0x0f);
         assert!(c.autologon);
+    }
+
+    #[test]
+    fn keyboard_type_follows_the_layout() {
+        let s = settings(&[]);
+        let ja = crate::keymap::Layout::from_name("ja-jp-qwerty").expect("ja-jp layout");
+        let mut r = request(&s);
+        r.keyboard_layout = ja.keyboard_layout_id();
+        r.keyboard_type = ja.keyboard_type();
+        r.keyboard_subtype = ja.keyboard_subtype();
+        r.function_keys = ja.function_keys();
+        let c = connector_config(&r);
+        assert_eq!(c.keyboard_layout, 0x0411);
+        assert_eq!(c.keyboard_type, gcc::KeyboardType(7));
+        assert_eq!(c.keyboard_subtype, 2);
+        let us = connector_config(&request(&s));
+        assert_eq!(us.keyboard_type, gcc::KeyboardType::IBM_ENHANCED);
     }
 
     #[test]

@@ -263,6 +263,9 @@ async fn connect(
         height: size.1,
         dpi: size.2,
         keyboard_layout: layout.keyboard_layout_id(),
+        keyboard_type: layout.keyboard_type(),
+        keyboard_subtype: layout.keyboard_subtype(),
+        function_keys: layout.function_keys(),
         timezone: crate::tz::timezone_info(
             s.timezone.as_deref().or(owner.client.timezone.as_deref()),
         ),
