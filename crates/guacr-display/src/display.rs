@@ -115,6 +115,11 @@ struct State {
     /// `take_frame_async`); goes out first with the next frame.
     undelivered: Vec<u8>,
     undelivered_stats: FrameStats,
+    /// Picture changes held back by [`Display::take_frame_deferred`]: the
+    /// shadow is behind the framebuffer until the next real frame.
+    held: bool,
+    /// Nothing changed since the last deferred frame.
+    held_clean: bool,
 }
 
 /// The graphical display of one session. See the crate documentation.
@@ -168,6 +173,8 @@ impl Display {
             lag: Duration::ZERO,
             undelivered: Vec::new(),
             undelivered_stats: FrameStats::default(),
+            held: false,
+            held_clean: false,
         };
         Ok(Display {
             state: Arc::new(Mutex::new(state)),
@@ -217,6 +224,7 @@ impl Display {
     ) -> Result<(), DisplayError> {
         let mut st = self.st();
         st.fb.put_pixels(x, y, w, h, pixels, stride)?;
+        st.held_clean = false;
         st.damage.add(Rect::new(x, y, w, h));
         Ok(())
     }
@@ -235,6 +243,7 @@ impl Display {
     ) -> Result<(), DisplayError> {
         let mut st = self.st();
         st.fb.put_bytes(x, y, w, h, data, stride, format)?;
+        st.held_clean = false;
         st.damage.add(Rect::new(x, y, w, h));
         Ok(())
     }
@@ -243,6 +252,7 @@ impl Display {
     pub fn fill(&mut self, x: u32, y: u32, w: u32, h: u32, color: u32) -> Result<(), DisplayError> {
         let mut st = self.st();
         st.fb.fill(x, y, w, h, color)?;
+        st.held_clean = false;
         st.damage.add(Rect::new(x, y, w, h));
         Ok(())
     }
@@ -259,6 +269,7 @@ impl Display {
     ) -> Result<(), DisplayError> {
         let mut st = self.st();
         st.fb.copy_within(src_x, src_y, x, y, w, h)?;
+        st.held_clean = false;
         if w == 0 || h == 0 || (src_x == x && src_y == y) || st.force_full {
             return Ok(());
         }
@@ -299,6 +310,7 @@ impl Display {
             return Ok(());
         }
         st.fb.resize(width, height)?;
+        st.held_clean = false;
         st.shadow.resize(width, height)?;
         st.size_changed = true;
         st.force_full = true;
@@ -349,6 +361,7 @@ impl Display {
             rgba: rgba[..needed].to_vec(),
         });
         st.cursor_dirty = true;
+        st.held_clean = false;
         Ok(())
     }
 
@@ -363,6 +376,7 @@ impl Display {
             rgba: vec![0; 4],
         });
         st.cursor_dirty = true;
+        st.held_clean = false;
     }
 
     /// Sets the client lag that drives JPEG quality (e.g.
@@ -414,11 +428,16 @@ impl Display {
         st.force_full = true;
         st.copies.clear();
         st.cursor_dirty = st.cursor.is_some();
+        st.held_clean = false;
     }
 
-    /// Whether [`Display::take_frame`] would write anything now.
+    /// Whether [`Display::take_frame`] would write anything now. After
+    /// [`Display::take_frame_deferred`], only what changed since then counts.
     pub fn has_changes(&self) -> bool {
         let st = self.st();
+        if st.held_clean {
+            return !st.undelivered.is_empty();
+        }
         st.force_full
             || st.size_changed
             || st.cursor_dirty
@@ -432,6 +451,9 @@ impl Display {
     /// pending): call [`Display::take_frame`] then even if nothing else changed.
     pub fn next_refinement(&self) -> Option<Instant> {
         let st = self.st();
+        if st.held {
+            return None; // nothing is refined while pictures are held back
+        }
         st.lossy.iter().map(|(_, t)| *t + st.refine_after).min()
     }
 
@@ -457,6 +479,41 @@ impl Display {
             })
             .await;
         self.st().deliver(out)
+    }
+
+    /// A frame for clients that take the picture from elsewhere (every user
+    /// watches the session's video): writes `size` and cursor changes, and
+    /// holds the picture's changes back, unencoded, for the next
+    /// [`Display::take_frame`] (which sends them against what clients were
+    /// last sent, so nothing is lost). Costs no image encoding.
+    pub fn take_frame_deferred(&mut self, out: &mut Vec<u8>) -> FrameStats {
+        let mut st = self.st();
+        let mut stats = st.deliver(out);
+        let start = out.len();
+        if st.size_changed {
+            let (w, h) = (st.fb.width(), st.fb.height());
+            wire::size(out, 0, w, h);
+            st.size_changed = false;
+            stats.resized = true;
+        }
+        if st.cursor_dirty {
+            st.cursor_dirty = false;
+            if let Some(c) = &st.cursor {
+                write_cursor(out, BROADCAST_STREAM, st.cursor_layer, c);
+                stats.cursor = true;
+            }
+        }
+        stats.bytes += out.len() - start;
+        st.held = true;
+        st.held_clean = true;
+        stats
+    }
+
+    /// Whether picture changes are held back by
+    /// [`Display::take_frame_deferred`] (a joiner's
+    /// [`Display::full_repaint`] must follow a real frame then).
+    pub fn has_held_changes(&self) -> bool {
+        self.st().held
     }
 
     /// Writes the picture clients currently show (as of the last frame),
@@ -535,6 +592,8 @@ impl State {
 
     /// Produces the next frame into `self.undelivered`.
     fn produce_frame(&mut self) {
+        self.held = false;
+        self.held_clean = false;
         let t0 = Instant::now();
         let now = t0;
         let mut out = std::mem::take(&mut self.undelivered);

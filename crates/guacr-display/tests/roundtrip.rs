@@ -548,3 +548,75 @@ fn display_and_its_futures_are_send() {
     let fut = d.full_repaint_async(&mut out);
     send(&fut);
 }
+
+/// Deferred frames (every user watches video) encode no image, pass size
+/// and cursor, and the next real frame brings clients to the exact picture;
+/// a joiner's repaint after it is exact too.
+#[test]
+fn deferred_frames_hold_the_picture_back_without_losing_it() {
+    for seed in 1..=6u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let cfg = DisplayConfig::new(320, 200)
+            .with_image_mimetypes(JPEG)
+            .with_lossless(true);
+        let mut d = Display::new(cfg).unwrap();
+        let mut model = Model::new();
+        apply(&mut model, &frame(&mut d));
+        for step in 0..12 {
+            // A few deferred frames: changes (copies and scrolls included),
+            // a resize now and then, a cursor change.
+            for _ in 0..3 {
+                if rng.below(10) == 0 {
+                    d.resize(100 + rng.below(300), 80 + rng.below(200)).unwrap();
+                }
+                let n = 1 + rng.below(6) as usize;
+                random_ops(&mut d, &mut rng, n);
+                if rng.below(4) == 0 {
+                    let rgba = vec![(step * 16) as u8; 8 * 8 * 4];
+                    d.set_cursor(1, 1, 8, 8, &rgba).unwrap();
+                }
+                assert!(d.has_changes());
+                let mut out = Vec::new();
+                d.take_frame_deferred(&mut out);
+                for i in instructions(&out) {
+                    assert!(
+                        matches!(
+                            i.opcode.as_str(),
+                            "size" | "img" | "blob" | "end" | "cursor"
+                        ) && (i.opcode != "img" || i.args[2] != "0")
+                            && (i.opcode != "size"
+                                || i.args[0] == "0"
+                                || i.args[0].starts_with('-')),
+                        "seed {seed} step {step}: deferred frame drew {} {:?}",
+                        i.opcode,
+                        i.args
+                    );
+                }
+                apply(&mut model, &out);
+                assert!(!d.has_changes(), "nothing new since the deferred frame");
+                assert!(d.next_refinement().is_none(), "no refinement while held");
+                assert!(d.has_held_changes());
+            }
+            let out = frame(&mut d);
+            assert!(!d.has_held_changes());
+            apply(&mut model, &out);
+            assert_same(
+                &model,
+                &d.framebuffer(),
+                &format!("seed {seed} step {step}"),
+            );
+        }
+        // A joiner's repaint right after a deferred frame needs a real frame first.
+        random_ops(&mut d, &mut rng, 4);
+        let mut out = Vec::new();
+        d.take_frame_deferred(&mut out);
+        assert!(d.has_held_changes());
+        let caught_up = frame(&mut d);
+        apply(&mut model, &caught_up);
+        let mut joiner = Model::new();
+        let mut full = Vec::new();
+        d.full_repaint(&mut full);
+        apply(&mut joiner, &full);
+        assert_same(&joiner, &d.framebuffer(), &format!("seed {seed} joiner"));
+    }
+}

@@ -742,9 +742,16 @@ impl Driver {
         self.display.note_timing(t.max_unacked, t.max_lag);
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        let started = std::time::Instant::now();
-        self.display.take_frame_async(&mut out).await;
-        self.encode_time.record(started.elapsed().as_secs_f64());
+        if self.session.images_wanted() {
+            let started = std::time::Instant::now();
+            self.display.take_frame_async(&mut out).await;
+            self.encode_time.record(started.elapsed().as_secs_f64());
+        } else {
+            // Every user watches the video: no image is encoded until
+            // someone draws from `img` again.
+            self.display.take_frame_deferred(&mut out);
+            self.session.video().note_deferred();
+        }
         if !out.is_empty() {
             self.session.broadcast(&out);
             self.session.end_frame();
@@ -754,22 +761,32 @@ impl Driver {
     }
 
     async fn joined(&mut self, user: Arc<UserInfo>) {
-        if self.display.has_changes() {
+        self.repaint(&user.id, true).await;
+        self.session.activate(&user.id);
+    }
+
+    /// Sends one user the whole picture (a joiner, or a user whose video
+    /// stopped), with the clipboard for a joiner. Everyone first reaches the
+    /// current state, so this picture and the next broadcast delta start
+    /// from the same point.
+    async fn repaint(&mut self, user_id: &str, joining: bool) {
+        if self.display.has_changes() || self.display.has_held_changes() {
             self.render(true).await;
         }
         let mut full = Vec::new();
         self.display.full_repaint_async(&mut full).await;
-        if let Some(text) = self
-            .stage
-            .get_svc_processor_mut::<CliprdrClient>()
-            .and_then(|c| clipboard::current_text(c).map(str::to_owned))
+        if joining
             && !self.settings.disable_copy
+            && let Some(text) = self
+                .stage
+                .get_svc_processor_mut::<CliprdrClient>()
+                .and_then(|c| clipboard::current_text(c).map(str::to_owned))
         {
             full.extend_from_slice(&clipboard::clipboard_instructions(CLIPBOARD_STREAM, &text));
         }
-        self.session.send_to(&user.id, &full);
-        self.session.sync_user(&user.id);
-        self.session.activate(&user.id);
+        if self.session.send_to(user_id, &full) {
+            self.session.sync_user(user_id);
+        }
     }
 
     async fn input(&mut self, owner: bool, input: Input) -> Result<Option<End>, SessionError> {
@@ -1068,6 +1085,9 @@ async fn drive(d: &mut Driver, events: &mut SessionEvents) -> Result<End, Sessio
             Wake::Video => {
                 if session.video().take_refresh() {
                     d.publish_video(true);
+                }
+                for user in session.video().take_repaints() {
+                    d.repaint(&user, false).await;
                 }
             }
         }

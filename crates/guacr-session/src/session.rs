@@ -382,6 +382,21 @@ impl Session {
         self.arg_names
     }
 
+    /// Whether anyone draws the picture from `img` instructions: a user
+    /// without video (joining users included) or a recording. When not, a
+    /// graphical handler defers encoding images: every user takes the
+    /// picture from [`video`](Self::video).
+    pub fn images_wanted(&self) -> bool {
+        if !self.taps.is_empty() {
+            return true;
+        }
+        let inner = self.lock();
+        inner
+            .users
+            .iter()
+            .any(|u| !self.video.is_viewer(&u.info.id))
+    }
+
     pub fn user_count(&self) -> usize {
         self.lock().users.len()
     }
@@ -463,6 +478,7 @@ impl Session {
                 .map(|i| inner.users.remove(i));
             (removed, inner.users.is_empty())
         };
+        self.video.forget(user_id);
         if let Some(slot) = removed {
             self.notify_owners(guacr_protocol::MSG_USER_LEFT, &slot.info);
             let _ = self.events.send(HandlerEvent::Left(slot.info.clone()));
@@ -519,6 +535,7 @@ impl Session {
         }
         for i in overrun.into_iter().rev() {
             let slot = inner.users.remove(i);
+            self.video.forget(&slot.info.id);
             tracing::warn!(connection = %self.id, user = %slot.info.id, "user cannot keep up with the display output; disconnecting it");
             let mut buf = Vec::new();
             guacr_protocol::handshake::write_error(
@@ -714,6 +731,7 @@ impl Session {
                 .position(|u| u.info.id == user_id)
                 .map(|i| inner.users.remove(i))
         };
+        self.video.forget(user_id);
         if let Some(slot) = slot {
             let mut buf = Vec::new();
             guacr_protocol::handshake::write_error(&mut buf, &error.message, error.status);

@@ -6,9 +6,17 @@
 //! that changed it, and a full one whenever [`VideoFeed::take_refresh`] says a
 //! new subscriber is waiting. With no subscriber, [`VideoFeed::publish`] costs
 //! one atomic load: terminal handlers and sessions without video pay nothing.
+//!
+//! A user whose browser shows the video draws nothing of layer 0 from `img`
+//! (its transport filters that out). The feed knows those users
+//! ([`VideoFeed::subscribe_as`]): while every user of a session is one and
+//! nothing records, the handler need not encode images at all
+//! ([`Session::images_wanted`](crate::Session::images_wanted)). When a user's
+//! video stops ([`VideoFeed::viewer_stopped`]), the handler repaints that
+//! user's layer 0 in full ([`VideoFeed::take_repaints`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, watch};
 
@@ -29,6 +37,16 @@ pub struct VideoFeed {
     seq: AtomicU64,
     refresh: AtomicBool,
     refresh_notify: Notify,
+    /// Users that take the picture from the video, not from `img`.
+    viewers: Mutex<Vec<String>>,
+    /// Users whose video stopped: they need a full `img` repaint.
+    repaints: Mutex<Vec<String>>,
+    /// Frames whose image encoding a handler deferred (nobody wanted `img`).
+    deferred: AtomicU64,
+}
+
+fn lock(m: &Mutex<Vec<String>>) -> MutexGuard<'_, Vec<String>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Default for VideoFeed {
@@ -44,6 +62,9 @@ impl VideoFeed {
             seq: AtomicU64::new(0),
             refresh: AtomicBool::new(false),
             refresh_notify: Notify::new(),
+            viewers: Mutex::new(Vec::new()),
+            repaints: Mutex::new(Vec::new()),
+            deferred: AtomicU64::new(0),
         }
     }
 
@@ -61,20 +82,79 @@ impl VideoFeed {
         rx
     }
 
+    /// [`subscribe`](Self::subscribe) for a user of the session whose
+    /// browser shows the video instead of drawing layer 0 from `img`.
+    pub fn subscribe_as(&self, user_id: &str) -> watch::Receiver<Option<Arc<VideoFrame>>> {
+        {
+            let mut v = lock(&self.viewers);
+            if !v.iter().any(|u| u == user_id) {
+                v.push(user_id.to_owned());
+            }
+        }
+        lock(&self.repaints).retain(|u| u != user_id);
+        self.subscribe()
+    }
+
+    /// Whether this user takes the picture from the video.
+    pub fn is_viewer(&self, user_id: &str) -> bool {
+        lock(&self.viewers).iter().any(|u| u == user_id)
+    }
+
+    /// This user's video stopped (its encoder failed): from now on it draws
+    /// from `img`, and the handler is asked to repaint its layer 0 in full.
+    pub fn viewer_stopped(&self, user_id: &str) {
+        let was = {
+            let mut v = lock(&self.viewers);
+            let n = v.len();
+            v.retain(|u| u != user_id);
+            v.len() != n
+        };
+        if was {
+            let mut r = lock(&self.repaints);
+            if !r.iter().any(|u| u == user_id) {
+                r.push(user_id.to_owned());
+            }
+            drop(r);
+            self.refresh_notify.notify_one();
+        }
+    }
+
+    /// The user left the session: nothing more to do for it.
+    pub fn forget(&self, user_id: &str) {
+        lock(&self.viewers).retain(|u| u != user_id);
+        lock(&self.repaints).retain(|u| u != user_id);
+    }
+
+    /// Users waiting for a full repaint (see [`viewer_stopped`](Self::viewer_stopped)).
+    pub fn take_repaints(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.repaints))
+    }
+
+    /// A handler skipped encoding a frame's images because nobody wanted them.
+    pub fn note_deferred(&self) {
+        self.deferred.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many frames' images were deferred so far.
+    pub fn deferred_frames(&self) -> u64 {
+        self.deferred.load(Ordering::Relaxed)
+    }
+
     /// True once after a new subscriber arrived: publish the whole screen now
     /// even if nothing changed.
     pub fn take_refresh(&self) -> bool {
         self.refresh.swap(false, Ordering::AcqRel)
     }
 
-    /// Resolves when a subscriber waits for a full frame (for a handler's
-    /// `select!` loop, so an idle screen still answers a new subscriber).
-    /// Cancel-safe; it does not clear the request: call
-    /// [`take_refresh`](Self::take_refresh) when publishing.
+    /// Resolves when a subscriber waits for a full frame or a user waits for
+    /// a repaint (for a handler's `select!` loop, so an idle screen still
+    /// answers). Cancel-safe; it does not clear the requests: call
+    /// [`take_refresh`](Self::take_refresh) when publishing and
+    /// [`take_repaints`](Self::take_repaints).
     pub async fn refresh_requested(&self) {
         loop {
             let notified = self.refresh_notify.notified();
-            if self.refresh.load(Ordering::Acquire) {
+            if self.refresh.load(Ordering::Acquire) || !lock(&self.repaints).is_empty() {
                 return;
             }
             notified.await;
@@ -141,6 +221,36 @@ mod tests {
         assert!(!feed.publish(4, 2, &[0; 8], 3));
         assert!(!feed.publish(0, 2, &[], 0));
         assert!(feed.publish(4, 2, &[0; 8], 4));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_viewer_asks_for_a_repaint_once() {
+        let feed = Arc::new(VideoFeed::new());
+        assert!(!feed.is_viewer("u1"));
+        let rx = feed.subscribe_as("u1");
+        assert!(feed.is_viewer("u1") && !feed.is_viewer("u2"));
+        assert!(feed.take_refresh());
+        // A user that never watched asks for nothing.
+        feed.viewer_stopped("u2");
+        assert!(feed.take_repaints().is_empty());
+        let f = feed.clone();
+        let waiter = tokio::spawn(async move { f.refresh_requested().await });
+        tokio::task::yield_now().await;
+        drop(rx);
+        feed.viewer_stopped("u1");
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+        assert!(
+            matches!(woke, Ok(Ok(()))),
+            "a repaint did not wake the handler"
+        );
+        assert!(!feed.is_viewer("u1"));
+        assert_eq!(feed.take_repaints(), vec!["u1".to_owned()]);
+        assert!(feed.take_repaints().is_empty());
+        // Leaving clears a pending repaint.
+        let _rx = feed.subscribe_as("u3");
+        feed.viewer_stopped("u3");
+        feed.forget("u3");
+        assert!(feed.take_repaints().is_empty());
     }
 
     #[tokio::test]

@@ -229,3 +229,47 @@ async fn a_user_that_cannot_keep_up_is_dropped_alone() {
     }
     assert!(slow_text.contains("3.776;") && slow_text.ends_with("10.disconnect;"));
 }
+
+/// A tap that only counts (stands in for a `.guac` recording).
+struct CountTap(std::sync::atomic::AtomicUsize);
+
+impl guacr_session::SessionTap for CountTap {
+    fn output(&self, _data: &bytes::Bytes) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test]
+async fn images_are_wanted_unless_every_user_watches_video_and_nothing_records() {
+    let (s, owner, _out, _events, _r) = start("");
+    assert!(s.images_wanted(), "the owner draws from img");
+    let rx = s.video().subscribe_as(&owner.id);
+    assert!(!s.images_wanted(), "the only user watches the video");
+    // A joiner (still joining, so inactive) draws from img.
+    let (joiner, _jout) = s.join(user(false, false, ProtocolVersion::V1_5_0)).unwrap();
+    assert!(s.images_wanted(), "a joining user without video");
+    let _jrx = s.video().subscribe_as(&joiner.id);
+    assert!(!s.images_wanted());
+    // The owner's video stops: img again, and a repaint for the owner only.
+    drop(rx);
+    s.video().viewer_stopped(&owner.id);
+    assert!(s.images_wanted());
+    assert_eq!(s.video().take_repaints(), vec![owner.id.clone()]);
+    // Leaving forgets the user.
+    s.leave(&joiner.id);
+    assert!(!s.video().is_viewer(&joiner.id));
+
+    // A recording always wants the images.
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let tap = Arc::new(CountTap(Default::default()));
+    let (s2, owner2, _out2) = Session::start_with_taps(
+        Arc::new(Probe { tx }),
+        user(true, false, ProtocolVersion::V1_5_0),
+        Params::default(),
+        Registry::new(),
+        1 << 20,
+        vec![tap.clone()],
+    );
+    let _rx2 = s2.video().subscribe_as(&owner2.id);
+    assert!(s2.images_wanted(), "a recording draws from img");
+}

@@ -8,6 +8,9 @@
 //! Content (guacr-video's synthetic generators, stride = width):
 //! * `scroll`: a terminal-like screen scrolling one 16-pixel line per
 //!   frame, every pixel resent (the display must find the scroll itself);
+//! * `new_line`: the same terminal screen with only its bottom text row
+//!   replaced every frame, no scrolling: the cost of the new text alone,
+//!   which is the floor for `scroll` on both paths;
 //! * `full_change`: a new photographic picture every frame.
 //!
 //! The `img` path announces `image/png` + `image/jpeg` like the web client
@@ -114,6 +117,16 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs one quick pass too.
     let scroll: Vec<Vec<u32>> = (0..FRAMES as u64).map(|l| text_screen(W, H, l)).collect();
     report("scroll", &scroll);
+    let screen = text_screen(W, H, 0);
+    let row = (H as usize / 16 - 1) * 16 * W as usize..(H as usize / 16) * 16 * W as usize;
+    let new_line: Vec<Vec<u32>> = (0..FRAMES as u64)
+        .map(|l| {
+            let mut px = screen.clone();
+            px[row.clone()].copy_from_slice(&text_screen(W, H, 1000 + l)[row.clone()]);
+            px
+        })
+        .collect();
+    report("new_line", &new_line);
     let photos: Vec<Vec<u32>> = (0..FRAMES as u64).map(|s| photo(W, H, s * 7 + 1)).collect();
     report("full_change", &photos);
 }

@@ -620,9 +620,16 @@ impl Driver {
         if self.display.has_changes() {
             self.publish_video();
         }
-        let started = std::time::Instant::now();
-        self.display.take_frame_async(&mut out).await;
-        self.encode_time.record(started.elapsed().as_secs_f64());
+        if self.session.images_wanted() {
+            let started = std::time::Instant::now();
+            self.display.take_frame_async(&mut out).await;
+            self.encode_time.record(started.elapsed().as_secs_f64());
+        } else {
+            // Every user watches the video: no image is encoded until
+            // someone draws from `img` again.
+            self.display.take_frame_deferred(&mut out);
+            self.session.video().note_deferred();
+        }
         if !out.is_empty() {
             self.session.broadcast(&out);
             self.session.end_frame();
@@ -647,17 +654,32 @@ impl Driver {
     }
 
     async fn joined(&mut self, user: &UserInfo) {
-        // Everyone first reaches the current state, so the joiner's full
-        // picture and the next broadcast delta start from the same point.
-        if self.display.has_changes() || !self.name_sent {
+        self.repaint(&user.id).await;
+        self.session.activate(&user.id);
+    }
+
+    /// Sends one user the whole picture (a joiner, or a user whose video
+    /// stopped). Everyone first reaches the current state, so this picture
+    /// and the next broadcast delta start from the same point.
+    async fn repaint(&mut self, user_id: &str) {
+        if self.display.has_changes() || self.display.has_held_changes() || !self.name_sent {
             self.render(true).await;
         }
         let mut full = Vec::new();
         self.write_name(&mut full);
         self.display.full_repaint_async(&mut full).await;
-        self.session.send_to(&user.id, &full);
-        self.session.sync_user(&user.id);
-        self.session.activate(&user.id);
+        if self.session.send_to(user_id, &full) {
+            self.session.sync_user(user_id);
+        }
+    }
+
+    /// A new video watcher waits for the whole screen; users whose video
+    /// stopped wait for their `img` repaint.
+    async fn video_requests(&mut self) {
+        self.publish_video();
+        for user in self.session.video().take_repaints() {
+            self.repaint(&user).await;
+        }
     }
 
     fn input(&mut self, user: &UserInfo, input: Input) {
@@ -841,8 +863,7 @@ async fn run(mut ctx: SessionContext, opts: Options) -> Result<(), SessionError>
                     d.render(false).await;
                 }
             }
-            // A new video subscriber waits for the whole screen.
-            _ = session.video().refresh_requested() => d.publish_video(),
+            _ = session.video().refresh_requested() => d.video_requests().await,
         }
     }
 }

@@ -26,8 +26,17 @@ pub struct OpenTunnel {
     pub params: Vec<(String, String)>,
     pub read_only: bool,
     pub remote_addr: std::net::SocketAddr,
-    /// Called once the session exists (with its id), before any relaying.
-    pub on_ready: Box<dyn FnOnce(String) + Send>,
+    /// Called once the session exists, before any relaying.
+    pub on_ready: Box<dyn FnOnce(ReadySession) + Send>,
+}
+
+/// A tunnel's place in its session, once it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadySession {
+    /// The session (`$…`).
+    pub session_id: String,
+    /// This tunnel's user in it (`@…`).
+    pub user_id: String,
 }
 
 /// A live session, as the daemon sees it.

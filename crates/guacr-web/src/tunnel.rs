@@ -390,7 +390,7 @@ pub(crate) fn start(
     client: ClientInfo,
     addr: SocketAddr,
     detail: String,
-    ready: Option<tokio::sync::oneshot::Sender<String>>,
+    ready: Option<tokio::sync::oneshot::Sender<crate::gateway::ReadySession>>,
 ) -> TunnelPeer {
     let (stream, peer) = crate::stream::pair(64);
     let recording_path = r
@@ -418,7 +418,8 @@ pub(crate) fn start(
     lock(&app.tunnels).insert(uuid.to_owned(), live.clone());
     let ready_live = live.clone();
     let ready_app = app.clone();
-    let on_ready = Box::new(move |session_id: String| {
+    let on_ready = Box::new(move |r: crate::gateway::ReadySession| {
+        let session_id = r.session_id.clone();
         *lock(&ready_live.session) = Some(session_id.clone());
         let mut ev = AuditEvent::new(if ready_live.owner {
             "session.start"
@@ -428,7 +429,7 @@ pub(crate) fn start(
         fill(&mut ev, &ready_live);
         ev.session_id = session_id.clone();
         if let Some(tx) = ready {
-            let _ = tx.send(session_id);
+            let _ = tx.send(r);
         }
         tokio::spawn(async move { ready_app.audit(ev).await });
     });

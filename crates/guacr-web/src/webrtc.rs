@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::App;
 use crate::api::current_user;
+use crate::gateway::ReadySession;
 use crate::stream::TunnelPeer;
 use crate::tunnel::{
     Ask, Inbound, error_instruction, guac_headers, http_status_for, parse_connect, resolve,
@@ -206,7 +207,7 @@ async fn relay(
     uuid: String,
     mut handle: PeerHandle,
     peer: TunnelPeer,
-    mut ready: Option<tokio::sync::oneshot::Receiver<String>>,
+    mut ready: Option<tokio::sync::oneshot::Receiver<ReadySession>>,
     addr: SocketAddr,
 ) {
     let TunnelPeer {
@@ -217,6 +218,8 @@ async fn relay(
     let mut to_core = Some(to_core);
     let mut inbound = Inbound::new(app.opts.max_message_bytes);
     let mut filter = ready.is_some().then(VideoFilter::default);
+    // The session and this tunnel's user in it, once video is fed from it.
+    let mut viewer: Option<(Arc<guacr_session::Session>, String)> = None;
     let mut opened = false;
     let out = handle.outgoing.clone();
     let send = |m: String| {
@@ -254,7 +257,15 @@ async fn relay(
                         break;
                     }
                 },
-                Some(PeerEvent::VideoStopped(_)) => filter = None,
+                Some(PeerEvent::VideoStopped(_)) => {
+                    // From now on this browser draws layer 0 from `img`:
+                    // the handler repaints it in full, and encodes images
+                    // again if it had stopped.
+                    filter = None;
+                    if let Some((s, user)) = viewer.take() {
+                        s.video().viewer_stopped(&user);
+                    }
+                }
                 None => break,
             },
             b = from_core.recv(), if opened => match b {
@@ -272,12 +283,13 @@ async fn relay(
                 }
                 None => break,
             },
-            id = wait(&mut ready) => {
+            r = wait(&mut ready) => {
                 ready = None;
-                if let Ok(id) = id
-                    && let Some(s) = app.gateway.session(&id)
+                if let Ok(r) = r
+                    && let Some(s) = app.gateway.session(&r.session_id)
                 {
-                    handle.set_video_source(s.video().subscribe());
+                    handle.set_video_source(s.video().subscribe_as(&r.user_id));
+                    viewer = Some((s, r.user_id));
                 }
             }
         }
@@ -301,8 +313,8 @@ async fn relay(
 }
 
 async fn wait(
-    rx: &mut Option<tokio::sync::oneshot::Receiver<String>>,
-) -> Result<String, tokio::sync::oneshot::error::RecvError> {
+    rx: &mut Option<tokio::sync::oneshot::Receiver<ReadySession>>,
+) -> Result<ReadySession, tokio::sync::oneshot::error::RecvError> {
     match rx {
         Some(rx) => rx.await,
         None => std::future::pending().await,

@@ -407,8 +407,8 @@ impl std::fmt::Debug for TunnelRequest {
     }
 }
 
-/// Called with the session once a tunnel's session exists.
-pub type OnReady = Box<dyn FnOnce(&Arc<Session>) + Send>;
+/// Called with the session and the tunnel's user once the session exists.
+pub type OnReady = Box<dyn FnOnce(&Arc<Session>, &Arc<UserInfo>) + Send>;
 
 /// Serves an already-authorised tunnel (WebSocket or HTTP): starts or joins
 /// the session without a client-side handshake, reports the session id to
@@ -513,7 +513,7 @@ async fn serve_tunnel_split<R, W>(
         return;
     };
     metrics::histogram!("guacr_handshake_seconds").record(started.elapsed().as_secs_f64());
-    on_ready(&session);
+    on_ready(&session, &user);
     run_user(
         InstructionReader::new(),
         rd,

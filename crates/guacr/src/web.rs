@@ -89,7 +89,12 @@ impl Gateway for DaemonGateway {
                     peer,
                     admitted,
                     request,
-                    Box::new(move |s| on_ready(s.id().to_owned())),
+                    Box::new(move |s, u| {
+                        on_ready(guacr_web::gateway::ReadySession {
+                            session_id: s.id().to_owned(),
+                            user_id: u.id.clone(),
+                        })
+                    }),
                 ),
                 span,
             )

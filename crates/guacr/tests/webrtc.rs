@@ -970,3 +970,156 @@ async fn share_link_viewer_from_another_origin_gets_video() {
     drop(side);
     gw.stop().await;
 }
+
+/// The session id of the gateway's only `session.start` (from the audit log).
+async fn started_session(gw: &Gw) -> Arc<guacr_session::Session> {
+    let until = Instant::now() + T;
+    loop {
+        let starts = gw
+            .store
+            .query_audit(&guacr_store::AuditQuery {
+                kind: Some("session.start".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if let Some(s) = starts
+            .first()
+            .and_then(|e| e.session_id.as_deref())
+            .and_then(|id| gw.d.state.registry.get(id))
+        {
+            return s;
+        }
+        assert!(Instant::now() < until, "no live session.start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With the video as the session's only viewer the handler encodes no image
+/// at all. A browser wider than H.264 allows (4000 px, beyond openh264's
+/// 3840) makes the encoder refuse the frame: the video stops and the handler
+/// repaints this browser's layer 0 with `img`, exactly as the X screen
+/// shows, and the session goes on. Xvnc `:14` (the benchmark desktop, which
+/// no other test uses) resizes to what the owner asks.
+#[tokio::test]
+async fn video_beyond_h264_limits_falls_back_to_a_full_img_repaint() {
+    let gw = gateway(|_| {}).await;
+    let var = |k: &str| {
+        guacr_testkit::peers::var(k)
+            .unwrap_or_else(|| panic!("{k} is not set: run `scripts/test-peers.sh start`"))
+    };
+    let (host, port, display) = (
+        var("GUACR_TEST_VNC_HOST"),
+        var("GUACR_TEST_VNC_BENCH_PORT"),
+        var("GUACR_TEST_VNC_BENCH_DISPLAY"),
+    );
+    // A run that failed half-way may have left :14 4000 px wide.
+    bench_desktop_to_1080p(&gw, &host, &port, &display).await;
+    let id = gw
+        .connection(
+            "vnc",
+            &[("hostname", host.as_str()), ("port", port.as_str())],
+        )
+        .await;
+    let auth = gw.login().await;
+    let (mut b, answer) = open(
+        &gw,
+        &auth,
+        &format!("connection={id}&width=1920&height=1080&image=image/png"),
+        true,
+    )
+    .await;
+    assert_eq!(answer["video"], json!(true), "answer: {answer}");
+    b.tunnel_uuid().await;
+    let (mut c, mut side) = b.client();
+    c.wait_for(T, |d, _| d.width() > 0).await.unwrap();
+    tokio::time::timeout(T, side.frames.recv())
+        .await
+        .expect("an H.264 frame within 20 s")
+        .unwrap();
+    let session = started_session(&gw).await;
+
+    // Typing changes the screen; with every user on video, no image is encoded.
+    let before = session.video().deferred_frames();
+    c.send_mouse(400, 300, 0).await.unwrap();
+    c.type_text("echo images-deferred-while-video-plays")
+        .await
+        .unwrap();
+    let until = Instant::now() + T;
+    while session.video().deferred_frames() == before {
+        assert!(Instant::now() < until, "no frame was deferred while typing");
+        let _ = c.drain(Duration::from_millis(100)).await;
+    }
+    assert!(!session.images_wanted());
+    let img0 = |log: &str| {
+        let (ins, _) = guacr_protocol::parse_all(log.as_bytes()).unwrap_or_default();
+        ins.iter()
+            .filter(|i| i.opcode == "img" && i.args.get(2).map(String::as_str) == Some("0"))
+            .count()
+    };
+    assert_eq!(img0(&side.log.lock().unwrap()), 0, "no img to layer 0 yet");
+
+    // 4000 px wide: the encoder refuses, the browser gets layer 0 in full.
+    c.send_size(4000, 720).await.unwrap();
+    let until = Instant::now() + T;
+    loop {
+        let _ = c.drain(Duration::from_millis(200)).await;
+        let (w, h, x) = x_screenshot(&display);
+        if (w, h) == (4000, 720) && c.display().screenshot() == (w, h, x) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the browser's picture did not become the 4000x720 X screen (X is {w}x{h}, \
+             browser {}x{}, {} img to layer 0)",
+            c.display().width(),
+            c.display().height(),
+            img0(&side.log.lock().unwrap())
+        );
+    }
+    assert!(img0(&side.log.lock().unwrap()) > 0);
+    assert!(session.images_wanted(), "images are encoded again");
+    // The session goes on over img: typing shows up in the browser's picture.
+    c.type_text("echo still-here").await.unwrap();
+    let until = Instant::now() + T;
+    loop {
+        let _ = c.drain(Duration::from_millis(200)).await;
+        let shot = x_screenshot(&display);
+        if shot.0 == 4000 && c.display().screenshot() == shot {
+            break;
+        }
+        assert!(Instant::now() < until, "typing did not reach the browser");
+    }
+    c.send_key_combo(&[0xffe3, u32::from('u')]).await.unwrap();
+    c.disconnect().await.unwrap();
+    drop(side);
+    bench_desktop_to_1080p(&gw, &host, &port, &display).await;
+    gw.stop().await;
+}
+
+/// Puts Xvnc `:14` back at the benchmark's 1920×1080 through a plain
+/// Guacamole session (no video) whose owner asks for that size.
+async fn bench_desktop_to_1080p(gw: &Gw, host: &str, port: &str, display: &str) {
+    let size = || {
+        let (w, h, _) = x_screenshot(display);
+        (w, h)
+    };
+    if size() == (1920, 1080) {
+        return;
+    }
+    let mut c = gw.d.client().await;
+    c.handshake(
+        "vnc",
+        &client_info(1920, 1080),
+        &[("hostname", host), ("port", port)],
+    )
+    .await
+    .unwrap();
+    c.send_size(1920, 1080).await.unwrap();
+    let until = Instant::now() + T;
+    while size() != (1920, 1080) {
+        assert!(Instant::now() < until, "{display} stays {:?}", size());
+        let _ = c.drain(Duration::from_millis(200)).await;
+    }
+    c.disconnect().await.unwrap();
+}
