@@ -424,6 +424,32 @@ async fn open(gw: &Gw, auth: &(String, String), connect: &str, video: bool) -> (
 
 // ------------------------------------------------------------------ H.264
 
+/// Decodes the video until a picture differs from `before` in at least 200
+/// luma samples (or 20 s pass); returns how many differ in the last one.
+async fn video_change(
+    side: &mut BrowserSide,
+    dec: &mut openh264::decoder::Decoder,
+    before: &[u8],
+) -> usize {
+    let until = Instant::now() + T;
+    let mut changed = 0usize;
+    while Instant::now() < until && changed < 200 {
+        let Ok(Some((_, au))) =
+            tokio::time::timeout(Duration::from_secs(2), side.frames.recv()).await
+        else {
+            continue;
+        };
+        if let Some(p) = decode(dec, &au) {
+            changed =
+                p.y.iter()
+                    .zip(before)
+                    .filter(|(a, b)| a.abs_diff(**b) > 60)
+                    .count();
+        }
+    }
+    changed
+}
+
 struct Decoded {
     width: usize,
     height: usize,
@@ -598,32 +624,14 @@ async fn vnc_with_h264_video_replaces_img_on_layer_0() {
             last = p.y;
         }
     }
-    let before = last.clone();
     c.type_text("echo webrtc-video-typing-test-WWWWWWWWWWWWWWWWWWWWW")
         .await
         .unwrap();
-    let until = Instant::now() + T;
-    let mut changed = 0usize;
-    while Instant::now() < until && changed < 200 {
-        let Ok(Some((_, au))) =
-            tokio::time::timeout(Duration::from_secs(2), side.frames.recv()).await
-        else {
-            continue;
-        };
-        if let Some(p) = decode(&mut dec, &au) {
-            changed =
-                p.y.iter()
-                    .zip(&before)
-                    .filter(|(a, b)| a.abs_diff(**b) > 60)
-                    .count();
-            last = p.y;
-        }
-    }
+    let changed = video_change(&mut side, &mut dec, &last).await;
     assert!(
         changed >= 200,
         "typing changed {changed} luma samples of the decoded video"
     );
-    let _ = last;
     c.send_key_combo(&[0xffe3, u32::from('u')]).await.unwrap();
     let _ = c.drain(Duration::from_millis(500)).await;
 
@@ -1122,4 +1130,101 @@ async fn bench_desktop_to_1080p(gw: &Gw, host: &str, port: &str, display: &str) 
         let _ = c.drain(Duration::from_millis(200)).await;
     }
     c.disconnect().await.unwrap();
+}
+
+/// RDP (xrdp, its benchmark user's own session) over WebRTC: the desktop
+/// arrives as H.264 at its size, typing changes the decoded video, and with
+/// the video as the only viewer the handler encodes no image.
+#[tokio::test]
+async fn rdp_with_h264_video_encodes_no_images() {
+    let gw = gateway(|_| {}).await;
+    let var = |k: &str| {
+        guacr_testkit::peers::var(k).unwrap_or_else(|| {
+            panic!("{k} is not set: run `scripts/test-peers.sh start` (scripts/peers.d/rdp.sh)")
+        })
+    };
+    let (host, port, user, pw) = (
+        var("GUACR_TEST_RDP_HOST"),
+        var("GUACR_TEST_RDP_XRDP_TLS_PORT"),
+        var("GUACR_TEST_RDP_BENCH_USER"),
+        var("GUACR_TEST_RDP_PASSWORD"),
+    );
+    let id = gw
+        .connection(
+            "rdp",
+            &[
+                ("hostname", host.as_str()),
+                ("port", port.as_str()),
+                ("username", user.as_str()),
+                ("password", pw.as_str()),
+                ("security", "tls"),
+                ("ignore-cert", "true"),
+            ],
+        )
+        .await;
+    let auth = gw.login().await;
+    let (mut b, answer) = open(
+        &gw,
+        &auth,
+        &format!("connection={id}&width=1024&height=768&image=image/png"),
+        true,
+    )
+    .await;
+    assert_eq!(answer["video"], json!(true), "answer: {answer}");
+    b.tunnel_uuid().await;
+    let (mut c, mut side) = b.client();
+    c.wait_for(T, |d, _| d.width() > 0).await.unwrap();
+    let (w, h) = (c.display().width() as usize, c.display().height() as usize);
+    let mut dec = openh264::decoder::Decoder::new().unwrap();
+    let until = Instant::now() + T;
+    let mut last = loop {
+        let (_, au) = tokio::time::timeout(T, side.frames.recv())
+            .await
+            .expect("an H.264 frame within 20 s")
+            .unwrap();
+        if let Some(p) = decode(&mut dec, &au) {
+            assert_eq!((p.width, p.height), (w, h), "video size = desktop size");
+            break p.y;
+        }
+        assert!(Instant::now() < until, "no decodable frame");
+    };
+    let session = started_session(&gw).await;
+    // Let the desktop settle (a new xrdp session draws for a while).
+    while let Ok(Some((_, au))) =
+        tokio::time::timeout(Duration::from_millis(1500), side.frames.recv()).await
+    {
+        if let Some(p) = decode(&mut dec, &au) {
+            last = p.y;
+        }
+    }
+    let deferred = session.video().deferred_frames();
+    // The benchmark user's session shows an xterm at the top left.
+    c.send_mouse(200, 150, 0).await.unwrap();
+    c.type_text("echo rdp-over-webrtc-WWWWWWWWWWWWWWWWWWWWWWWWWWWW")
+        .await
+        .unwrap();
+    let changed = video_change(&mut side, &mut dec, &last).await;
+    assert!(
+        changed >= 200,
+        "typing changed {changed} luma samples of the decoded video"
+    );
+    assert!(
+        session.video().deferred_frames() > deferred,
+        "the handler deferred no frame while only the video watched"
+    );
+    assert!(!session.images_wanted());
+    let log = side.log.lock().unwrap().clone();
+    let (ins, _) = guacr_protocol::parse_all(log.as_bytes()).unwrap_or_default();
+    let drawn0 = ins
+        .iter()
+        .filter(|i| {
+            (i.opcode == "img" && i.args.get(2).map(String::as_str) == Some("0"))
+                || (i.opcode == "copy" && i.args.get(6).map(String::as_str) == Some("0"))
+        })
+        .count();
+    assert_eq!(drawn0, 0, "no drawing of layer 0 on the data channel");
+    c.send_key_combo(&[0xffe3, u32::from('u')]).await.unwrap();
+    c.disconnect().await.unwrap();
+    drop(side);
+    gw.stop().await;
 }
