@@ -13,11 +13,15 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Selection, TestDaemon, client_info, refused_port, x_screenshot};
+use common::x11::{
+    self, Fidelity, read_selection, scratch, screen_size, settle_and_disconnect, unique, wait_file,
+    x_output,
+};
+use common::{Selection, TestDaemon, client_info, peer_var, refused_port};
 use guacr_testkit::GuacClient;
 use tokio::net::TcpStream;
 
@@ -36,12 +40,8 @@ struct Server {
     display: DisplaySource,
     /// Serialises the tests that type into, resize or read this desktop.
     lock: &'static tokio::sync::Mutex<()>,
-    /// The server's framebuffer holds the mouse pointer (Xvnc behind xrdp draws it in);
-    /// `xwd` pictures never do, so comparisons skip the pointer's box.
-    pointer_in_framebuffer: bool,
-    /// How close the rebuilt picture must get to the X screen: (per-channel tolerance,
-    /// pixels allowed beyond it).
-    fidelity: (u8, usize),
+    /// How close the rebuilt picture must get to the X screen.
+    fidelity: Fidelity,
 }
 
 #[derive(Debug)]
@@ -64,21 +64,9 @@ struct RdpPeers {
 fn peers() -> &'static RdpPeers {
     static P: OnceLock<RdpPeers> = OnceLock::new();
     // xrdp users have a session each; both shadow servers share one Xvfb display.
-    static LOCKS: [tokio::sync::Mutex<()>; 3] = [
-        tokio::sync::Mutex::const_new(()),
-        tokio::sync::Mutex::const_new(()),
-        tokio::sync::Mutex::const_new(()),
-    ];
+    static LOCKS: [tokio::sync::Mutex<()>; 3] = [const { tokio::sync::Mutex::const_new(()) }; 3];
     P.get_or_init(|| {
-        let var = |k: &str| -> String {
-            guacr_testkit::peers::var(k).unwrap_or_else(|| {
-                panic!(
-                    "{k} is not set: start the RDP test peers with \
-                     `scripts/test-peers.sh install && scripts/test-peers.sh start` \
-                     (plug-in scripts/peers.d/rdp.sh)"
-                )
-            })
-        };
+        let var = |k: &str| peer_var(k, "rdp");
         let shadow_display = var("GUACR_TEST_RDP_SHADOW_DISPLAY");
         RdpPeers {
             host: var("GUACR_TEST_RDP_HOST"),
@@ -90,8 +78,7 @@ fn peers() -> &'static RdpPeers {
                 security: "tls",
                 display: DisplaySource::SessionFile(var("GUACR_TEST_RDP_XRDP_TLS_DISPLAY_FILE")),
                 lock: &LOCKS[0],
-                pointer_in_framebuffer: true,
-                fidelity: (0, 0),
+                fidelity: XRDP_FIDELITY,
             },
             xrdp_rdp: Server {
                 name: "xrdp (RDP security)",
@@ -100,8 +87,7 @@ fn peers() -> &'static RdpPeers {
                 security: "rdp",
                 display: DisplaySource::SessionFile(var("GUACR_TEST_RDP_XRDP_RDP_DISPLAY_FILE")),
                 lock: &LOCKS[1],
-                pointer_in_framebuffer: true,
-                fidelity: (0, 0),
+                fidelity: XRDP_FIDELITY,
             },
             shadow_nla: Server {
                 name: "FreeRDP shadow (NLA)",
@@ -110,7 +96,6 @@ fn peers() -> &'static RdpPeers {
                 security: "nla",
                 display: DisplaySource::Fixed(shadow_display.clone()),
                 lock: &LOCKS[2],
-                pointer_in_framebuffer: false,
                 fidelity: SHADOW_FIDELITY,
             },
             shadow_tls: Server {
@@ -120,7 +105,6 @@ fn peers() -> &'static RdpPeers {
                 security: "tls",
                 display: DisplaySource::Fixed(shadow_display),
                 lock: &LOCKS[2],
-                pointer_in_framebuffer: false,
                 fidelity: SHADOW_FIDELITY,
             },
         }
@@ -201,22 +185,6 @@ async fn x_display(server: &Server, c: &mut GuacClient<TcpStream>) -> String {
 
 // ------------------------------------------------------------------ X side
 
-/// Runs an X client on `display` (at most 5 s: a selection owner may never answer).
-fn x_output(display: &str, program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new("timeout")
-        .arg("5")
-        .arg(program)
-        .args(args)
-        .env("DISPLAY", display)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e} (install the RDP peers)"));
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn xterm_window(display: &str) -> Option<String> {
     x_output(display, "xdotool", &["search", "--class", "xterm"])?
         .lines()
@@ -224,173 +192,29 @@ fn xterm_window(display: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Where the X pointer is.
-fn mouse_location(display: &str) -> Option<(u32, u32)> {
-    let out = x_output(display, "xdotool", &["getmouselocation", "--shell"])?;
-    let get =
-        |k: &str| -> Option<u32> { out.lines().find_map(|l| l.strip_prefix(k))?.parse().ok() };
-    Some((get("X=")?, get("Y=")?))
-}
-
-fn screen_size(display: &str) -> (u32, u32) {
-    let info = x_output(display, "xdpyinfo", &[]).expect("xdpyinfo");
-    let dims = info
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("dimensions:"))
-        .expect("dimensions in xdpyinfo");
-    let wh = dims.split_whitespace().next().unwrap();
-    let (w, h) = wh.split_once('x').unwrap();
-    (w.parse().unwrap(), h.parse().unwrap())
-}
-
 /// FreeRDP's shadow server: the picture converges to the exact X screen too (checked with
 /// no tolerance; relax here if a codec change makes it lossy).
-const SHADOW_FIDELITY: (u8, usize) = (0, 0);
+const SHADOW_FIDELITY: Fidelity = Fidelity::EXACT;
+
+/// xrdp: exact but for the mouse pointer, which Xvnc behind xrdp draws into its framebuffer
+/// (`xwd` pictures never show it), so comparisons skip the pointer's box.
+const XRDP_FIDELITY: Fidelity = Fidelity {
+    skip_pointer: true,
+    ..Fidelity::EXACT
+};
 
 /// Where the tests leave the pointer (over the xterm, which has keyboard focus then).
 const POINTER: (u32, u32) = (300, 200);
 
-/// Compares two RGBA pictures: Ok when at most `max_bad` pixels differ by more than
-/// `tolerance` on some channel; pixels within 24 px of `skip` are not compared.
-fn diff(
-    a: (u32, u32, &[u8]),
-    b: (u32, u32, &[u8]),
-    tolerance: u8,
-    max_bad: usize,
-    skip: Option<(u32, u32)>,
-) -> Result<(), String> {
-    if (a.0, a.1) != (b.0, b.1) {
-        return Err(format!("sizes differ: {}x{} vs {}x{}", a.0, a.1, b.0, b.1));
-    }
-    let mut count = 0usize;
-    let mut first = Vec::new();
-    let mut hist = [0usize; 4]; // max channel difference > 0, > 8, > 32, > 96
-    for (i, (pa, pb)) in a.2.chunks_exact(4).zip(b.2.chunks_exact(4)).enumerate() {
-        let (x, y) = (i as u32 % a.0, i as u32 / a.0);
-        if skip.is_some_and(|(px, py)| x.abs_diff(px) <= 24 && y.abs_diff(py) <= 24) {
-            continue;
-        }
-        let worst = pa[..3]
-            .iter()
-            .zip(&pb[..3])
-            .map(|(x, y)| x.abs_diff(*y))
-            .max()
-            .unwrap_or(0);
-        for (slot, limit) in hist.iter_mut().zip([0u8, 8, 32, 96]) {
-            if worst > limit {
-                *slot += 1;
-            }
-        }
-        let differs = worst > tolerance;
-        if differs {
-            count += 1;
-            if first.len() < 5 {
-                first.push(format!("({x},{y}): {:?} vs {:?}", &pa[..3], &pb[..3]));
-            }
-        }
-    }
-    if count <= max_bad {
-        Ok(())
-    } else {
-        Err(format!(
-            "{count} pixels differ by more than {tolerance} ({} / {} / {} / {} by more than \
-             0 / 8 / 32 / 96), e.g. {}",
-            hist[0],
-            hist[1],
-            hist[2],
-            hist[3],
-            first.join(", ")
-        ))
-    }
-}
-
 /// Waits until the display rebuilt from the instruction stream equals the X server's
-/// screenshot (within `tolerance` per channel, at most `max_bad` pixels off; the pointer's
-/// box is skipped where the server draws the pointer into its framebuffer).
+/// screenshot as `server.fidelity` asks, the client's pointer back at [`POINTER`].
 async fn wait_matches_screen(
     c: &mut GuacClient<TcpStream>,
     server: &Server,
     display: &str,
 ) -> Result<(), String> {
-    let (tolerance, max_bad) = server.fidelity;
     let _ = c.send_mouse(POINTER.0 as i32, POINTER.1 as i32, 0).await;
-    let deadline = Instant::now() + T;
-    loop {
-        let _ = c.drain(Duration::from_millis(300)).await;
-        let skip = if server.pointer_in_framebuffer {
-            mouse_location(display)
-        } else {
-            None
-        };
-        let (w, h, x) = x_screenshot(display);
-        let (gw, gh, g) = c.display().screenshot();
-        let result = diff((gw, gh, &g), (w, h, &x), tolerance, max_bad, skip);
-        if result.is_ok() || Instant::now() >= deadline || c.state().closed {
-            if result.is_err() {
-                let _ = c
-                    .display()
-                    .save_png(std::env::temp_dir().join("guacr-rdp-mismatch.png"));
-            }
-            return result.map_err(|e| format!("{e}; {}", c.state().summary()));
-        }
-    }
-}
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A scratch file path the session's shell (the test user or root) can create: /tmp.
-fn scratch(tag: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("guacr-rdp-{}", unique(tag)));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
-async fn wait_file(
-    c: &mut GuacClient<TcpStream>,
-    path: &std::path::Path,
-    timeout: Duration,
-) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path)
-            && s.ends_with('\n')
-        {
-            let _ = std::fs::remove_file(path);
-            return Some(s);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        let _ = c.drain(Duration::from_millis(100)).await;
-    }
-}
-
-/// The X selection's text. `xclip -o` waits for the owner — chansrv, which asks the RDP
-/// client, i.e. the daemon running on this test's runtime — so it runs on the blocking pool
-/// while the client keeps reading.
-async fn read_selection(
-    c: &mut GuacClient<TcpStream>,
-    display: &str,
-    selection: &str,
-) -> Option<String> {
-    let (d, s) = (display.to_owned(), selection.to_owned());
-    let mut ask = tokio::task::spawn_blocking(move || {
-        x_output(&d, "xclip", &["-o", "-selection", s.as_str()])
-    });
-    loop {
-        tokio::select! {
-            r = &mut ask => return r.ok().flatten(),
-            _ = c.drain(Duration::from_millis(100)) => {}
-        }
-    }
+    x11::wait_matches_screen(c, display, server.fidelity, T).await
 }
 
 /// Keyboard focus follows the pointer (no window manager): put it on the xterm, then
@@ -403,12 +227,6 @@ async fn focus_xterm(c: &mut GuacClient<TcpStream>) {
     c.send_key_combo(&[0xffe3, u32::from('c')]).await.unwrap();
     // The tty flushes its input on SIGINT: let that happen before typing on.
     let _ = c.drain(Duration::from_millis(400)).await;
-}
-
-/// Ends the session after the typed keys had time to reach the server.
-async fn settle_and_disconnect(c: &mut GuacClient<TcpStream>) {
-    let _ = c.drain(Duration::from_millis(500)).await;
-    let _ = c.disconnect().await;
 }
 
 /// Types `command` + Return into the xterm and returns what it wrote to a scratch file:

@@ -11,7 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Selection, TestDaemon, client_info, refused_port, x_screenshot};
+use common::x11::{
+    Fidelity, diff, mouse_location, read_selection, scratch, screen_size, settle_and_disconnect,
+    unique, wait_file, wait_matches_screen, x_command,
+};
+use common::{Selection, TestDaemon, client_info, peer_var, refused_port, x_screenshot};
 use guacr_testkit::GuacClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -44,21 +48,9 @@ struct Server {
 
 fn peers() -> &'static VncPeers {
     static P: OnceLock<VncPeers> = OnceLock::new();
-    static LOCKS: [tokio::sync::Mutex<()>; 3] = [
-        tokio::sync::Mutex::const_new(()),
-        tokio::sync::Mutex::const_new(()),
-        tokio::sync::Mutex::const_new(()),
-    ];
+    static LOCKS: [tokio::sync::Mutex<()>; 3] = [const { tokio::sync::Mutex::const_new(()) }; 3];
     P.get_or_init(|| {
-        let var = |k: &str| -> String {
-            guacr_testkit::peers::var(k).unwrap_or_else(|| {
-                panic!(
-                    "{k} is not set: start the VNC test peers with \
-                     `scripts/test-peers.sh install && scripts/test-peers.sh start` \
-                     (plug-in scripts/peers.d/vnc.sh)"
-                )
-            })
-        };
+        let var = |k: &str| peer_var(k, "vnc");
         VncPeers {
             host: var("GUACR_TEST_VNC_HOST"),
             x11vnc: Server {
@@ -123,121 +115,6 @@ async fn vnc_session(
 
 // ------------------------------------------------------------------ X side
 
-fn x_command(display: &str, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .env("DISPLAY", display)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e} (install the VNC peers)"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} on {display} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Pixels that differ between two RGBA pictures (by more than `tolerance`
-/// on some channel), with the first few listed.
-fn diff(a: (u32, u32, &[u8]), b: (u32, u32, &[u8]), tolerance: u8) -> Result<(), String> {
-    if (a.0, a.1) != (b.0, b.1) {
-        return Err(format!("sizes differ: {}x{} vs {}x{}", a.0, a.1, b.0, b.1));
-    }
-    let mut count = 0usize;
-    let mut first = Vec::new();
-    for (i, (pa, pb)) in a.2.chunks_exact(4).zip(b.2.chunks_exact(4)).enumerate() {
-        let differs = pa[..3]
-            .iter()
-            .zip(&pb[..3])
-            .any(|(x, y)| x.abs_diff(*y) > tolerance);
-        if differs {
-            count += 1;
-            if first.len() < 5 {
-                let (x, y) = (i as u32 % a.0, i as u32 / a.0);
-                first.push(format!("({x},{y}): {:?} vs {:?}", &pa[..3], &pb[..3]));
-            }
-        }
-    }
-    if count == 0 {
-        Ok(())
-    } else {
-        Err(format!("{count} pixels differ, e.g. {}", first.join(", ")))
-    }
-}
-
-/// Waits until the display rebuilt from the instruction stream equals the
-/// X server's screenshot (after `map` is applied to the screenshot).
-async fn wait_matches_screen(
-    c: &mut GuacClient<TcpStream>,
-    display: &str,
-    tolerance: u8,
-    map: impl Fn(&mut [u8]),
-) -> Result<(), String> {
-    let deadline = Instant::now() + T;
-    loop {
-        let _ = c.drain(Duration::from_millis(300)).await;
-        let (w, h, mut x) = x_screenshot(display);
-        map(&mut x);
-        let (gw, gh, g) = c.display().screenshot();
-        let result = diff((gw, gh, &g), (w, h, &x), tolerance);
-        if result.is_ok() || Instant::now() >= deadline || c.state().closed {
-            if result.is_err() {
-                let _ = c
-                    .display()
-                    .save_png(std::env::temp_dir().join("guacr-vnc-mismatch.png"));
-            }
-            return result.map_err(|e| format!("{e}; {}", c.state().summary()));
-        }
-    }
-}
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A scratch file the xterm's shell (running as root) can write.
-fn scratch(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("guacr-vnc-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(unique(tag));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
-async fn wait_file(path: &std::path::Path, timeout: Duration) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path)
-            && s.ends_with('\n')
-        {
-            return Some(s);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn read_selection(display: &str, selection: &str) -> Option<String> {
-    let out = Command::new("xclip")
-        .args(["-o", "-selection", selection])
-        .env("DISPLAY", display)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// CUT_BUFFER0 of the root window (Latin-1), as `xprop` prints it.
 fn read_cut_buffer(display: &str) -> Option<String> {
     let out = x_command(display, "xprop", &["-root", "CUT_BUFFER0"]);
@@ -262,46 +139,17 @@ fn read_cut_buffer(display: &str) -> Option<String> {
 }
 
 /// The text a server put on the X side after ClientCutText.
-fn read_pasted(server: &Server) -> Option<String> {
+async fn read_pasted(c: &mut GuacClient<TcpStream>, server: &Server) -> Option<String> {
     if server.cut_buffer {
         read_cut_buffer(&server.display)
     } else {
-        read_selection(&server.display, "clipboard")
+        read_selection(c, &server.display, "clipboard").await
     }
-}
-
-/// Ends the session after the typed keys had time to reach the X server
-/// (x11vnc drops input still queued when its client leaves).
-async fn settle_and_disconnect(c: &mut GuacClient<TcpStream>) {
-    let _ = c.drain(Duration::from_millis(500)).await;
-    let _ = c.disconnect().await;
 }
 
 /// Ctrl-U: forget any half-typed line in the xterm's shell.
 async fn fresh_line(c: &mut GuacClient<TcpStream>) {
     c.send_key_combo(&[0xffe3, u32::from('u')]).await.unwrap();
-}
-
-fn screen_size(display: &str) -> (u32, u32) {
-    let info = x_command(display, "xdpyinfo", &[]);
-    let dims = info
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("dimensions:"))
-        .expect("dimensions in xdpyinfo");
-    let wh = dims.split_whitespace().next().unwrap();
-    let (w, h) = wh.split_once('x').unwrap();
-    (w.parse().unwrap(), h.parse().unwrap())
-}
-
-fn mouse_location(display: &str) -> (i32, i32) {
-    let out = x_command(display, "xdotool", &["getmouselocation", "--shell"]);
-    let get = |k: &str| -> i32 {
-        out.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    (get("X="), get("Y="))
 }
 
 // ------------------------------------------------------------------ tests
@@ -332,7 +180,7 @@ async fn lossless_display_equals_the_x_screenshot() {
         let mut c = vnc_session(&d, server, &[("force-lossless", "true")])
             .await
             .unwrap();
-        wait_matches_screen(&mut c, &server.display, 0, |_| {})
+        wait_matches_screen(&mut c, &server.display, Fidelity::EXACT, T)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", server.name));
         assert!(
@@ -354,7 +202,7 @@ async fn typing_reaches_the_xterm() {
         let mut c = vnc_session(&d, server, &[("force-lossless", "true")])
             .await
             .unwrap();
-        wait_matches_screen(&mut c, &server.display, 0, |_| {})
+        wait_matches_screen(&mut c, &server.display, Fidelity::EXACT, T)
             .await
             .unwrap();
         let before = c.display().screenshot();
@@ -366,14 +214,14 @@ async fn typing_reaches_the_xterm() {
         c.type_text(&format!("echo {word} > {}\n", file.display()))
             .await
             .unwrap();
-        let got = wait_file(&file, T).await;
+        let got = wait_file(&mut c, &file, T).await;
         assert_eq!(
             got.as_deref(),
             Some(format!("{word}\n").as_str()),
             "{}: typed command ran",
             server.name
         );
-        wait_matches_screen(&mut c, &server.display, 0, |_| {})
+        wait_matches_screen(&mut c, &server.display, Fidelity::EXACT, T)
             .await
             .unwrap_or_else(|e| panic!("{}: after typing: {e}", server.name));
         assert_ne!(
@@ -399,7 +247,7 @@ async fn pointer_moves_and_clicks_land() {
         c.wait_for_frame(T).await.unwrap();
         c.send_mouse(123, 234, 0).await.unwrap();
         let deadline = Instant::now() + T;
-        while mouse_location(&server.display) != (123, 234) {
+        while mouse_location(&server.display) != Some((123, 234)) {
             assert!(
                 Instant::now() < deadline,
                 "{}: pointer at {:?}, want (123, 234)",
@@ -422,7 +270,7 @@ async fn pointer_moves_and_clicks_land() {
             let _ = c.drain(Duration::from_millis(100)).await;
         }
         assert_eq!(
-            wait_file(&file, T).await.as_deref(),
+            wait_file(&mut c, &file, T).await.as_deref(),
             Some("clicked\n"),
             "{}: the middle click pasted into the xterm",
             server.name
@@ -512,7 +360,7 @@ async fn clipboard_goes_both_ways() {
         c.send_clipboard(&text).await.unwrap();
         let deadline = Instant::now() + T;
         loop {
-            let got = read_pasted(server);
+            let got = read_pasted(&mut c, server).await;
             if got.as_deref() == Some(text.as_str()) {
                 break;
             }
@@ -542,7 +390,11 @@ async fn clipboard_encoding_is_applied() {
     c.send_clipboard(&format!("{tag} é")).await.unwrap();
     let want = format!("{tag} \u{c3}\u{a9}");
     let deadline = Instant::now() + T;
-    while read_selection(&server.display, "clipboard").as_deref() != Some(want.as_str()) {
+    while read_selection(&mut c, &server.display, "clipboard")
+        .await
+        .as_deref()
+        != Some(want.as_str())
+    {
         assert!(
             Instant::now() < deadline,
             "X clipboard never became {want:?}"
@@ -565,7 +417,7 @@ async fn disable_copy_and_paste() {
     .await
     .unwrap();
     c.wait_for_frame(T).await.unwrap();
-    let before = read_selection(&server.display, "clipboard");
+    let before = read_selection(&mut c, &server.display, "clipboard").await;
     let pasted = unique("blocked-paste");
     c.send_clipboard(&pasted).await.unwrap();
     let copied = unique("blocked-copy");
@@ -577,7 +429,7 @@ async fn disable_copy_and_paste() {
         "no clipboard to the client"
     );
     drop(sel);
-    let after = read_selection(&server.display, "clipboard");
+    let after = read_selection(&mut c, &server.display, "clipboard").await;
     assert_ne!(
         after.as_deref(),
         Some(pasted.as_str()),
@@ -603,7 +455,12 @@ async fn read_only_sends_no_input() {
         .unwrap();
     c.drain(Duration::from_secs(2)).await.unwrap();
     assert!(!file.exists(), "typed input reached the server");
-    assert_ne!(mouse_location(&server.display), (321, 211));
+    let pointer = mouse_location(&server.display).expect("the X pointer's location");
+    assert_ne!(
+        pointer,
+        (321, 211),
+        "read-only: the pointer motion reached the server"
+    );
     assert!(!c.state().closed);
 }
 
@@ -628,7 +485,7 @@ async fn joiner_gets_the_full_picture() {
         .await
         .unwrap();
     owner.send_mouse(300, 200, 0).await.unwrap();
-    wait_matches_screen(&mut owner, &server.display, 0, |_| {})
+    wait_matches_screen(&mut owner, &server.display, Fidelity::EXACT, T)
         .await
         .unwrap();
     let mut joiner = d.client().await;
@@ -636,7 +493,7 @@ async fn joiner_gets_the_full_picture() {
         .handshake(&id, &client_info(1024, 768), &[])
         .await
         .unwrap();
-    wait_matches_screen(&mut joiner, &server.display, 0, |_| {})
+    wait_matches_screen(&mut joiner, &server.display, Fidelity::EXACT, T)
         .await
         .unwrap();
     // A change made by the owner reaches both.
@@ -644,10 +501,10 @@ async fn joiner_gets_the_full_picture() {
     fresh_line(&mut owner).await;
     owner.type_text("echo joined-view\n").await.unwrap();
     let _ = owner.drain(Duration::from_millis(500)).await;
-    wait_matches_screen(&mut joiner, &server.display, 0, |_| {})
+    wait_matches_screen(&mut joiner, &server.display, Fidelity::EXACT, T)
         .await
         .unwrap();
-    wait_matches_screen(&mut owner, &server.display, 0, |_| {})
+    wait_matches_screen(&mut owner, &server.display, Fidelity::EXACT, T)
         .await
         .unwrap();
     owner.type_text("clear\n").await.unwrap();
@@ -678,7 +535,7 @@ async fn resize_follows_the_owner_on_xvnc() {
     resized.unwrap();
     assert_eq!(x_size, (800, 600), "the X screen was resized");
     restored.unwrap();
-    wait_matches_screen(&mut c, &server.display, 0, |_| {})
+    wait_matches_screen(&mut c, &server.display, Fidelity::EXACT, T)
         .await
         .unwrap();
 }
@@ -830,26 +687,58 @@ async fn absurd_desktop_sizes_are_refused() {
 
 // ------------------------------------------------------------------ own Xvnc
 
-/// A private Xvnc on a free display and port, killed when dropped.
+/// A private Xvnc on a free display and port, killed when dropped (its lock file and
+/// socket removed: a killed X server leaves them, and they used to pile up until no
+/// display number was free).
 struct OwnXvnc {
     child: Child,
     port: String,
+    display: u16,
+}
+
+/// The display numbers this process has taken (an Xvnc writes its lock file only once up).
+static CLAIMED_DISPLAYS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A display number in 40..90 that no running X server holds; a stale lock file (its
+/// process gone) and socket left on it are removed.
+fn claim_display() -> u16 {
+    let mut claimed = CLAIMED_DISPLAYS.lock().unwrap();
+    let display = (40..90u16)
+        .find(|n| {
+            let free = match std::fs::read_to_string(format!("/tmp/.X{n}-lock")) {
+                Ok(pid) => pid
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()),
+                Err(_) => true,
+            };
+            free && !claimed.contains(n)
+                && std::net::TcpListener::bind(("127.0.0.1", 6000 + *n)).is_ok()
+        })
+        .unwrap_or_else(|| {
+            panic!("no free X display number in 40..90 (all held by running X servers)")
+        });
+    remove_display_files(display);
+    claimed.push(display);
+    display
+}
+
+fn remove_display_files(display: u16) {
+    let _ = std::fs::remove_file(format!("/tmp/.X{display}-lock"));
+    let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{display}"));
 }
 
 impl OwnXvnc {
+    /// 640x480 on a free port.
     fn start(extra: &[&str]) -> OwnXvnc {
-        let port = common::closed_port();
-        let display = (40..90)
-            .find(|n| {
-                !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                    && !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                    && std::net::TcpListener::bind(("127.0.0.1", 6000 + *n as u16)).is_ok()
-            })
-            .expect("a free X display number");
-        let _ = std::fs::remove_file(format!("/tmp/.X{display}-lock"));
+        Self::start_on(&common::closed_port(), "640x480", extra)
+    }
+
+    fn start_on(port: &str, geometry: &str, extra: &[&str]) -> OwnXvnc {
+        let display = claim_display();
         let child = Command::new("Xvnc")
             .arg(format!(":{display}"))
-            .args(["-geometry", "640x480", "-depth", "24", "-rfbport", &port])
+            .args(["-geometry", geometry, "-depth", "24", "-rfbport", port])
             .args(["-interface", "127.0.0.1", "-localhost", "-nolisten", "tcp"])
             .args(extra)
             .stdin(Stdio::null())
@@ -857,7 +746,11 @@ impl OwnXvnc {
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvnc (tigervnc-standalone-server; install the VNC peers)");
-        OwnXvnc { child, port }
+        OwnXvnc {
+            child,
+            port: port.to_owned(),
+            display,
+        }
     }
 
     async fn wait_listening(&self) {
@@ -870,7 +763,7 @@ impl OwnXvnc {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("Xvnc did not listen on {}", self.port);
+        panic!("Xvnc :{} did not listen on {}", self.display, self.port);
     }
 }
 
@@ -878,6 +771,10 @@ impl Drop for OwnXvnc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        remove_display_files(self.display);
+        if let Ok(mut claimed) = CLAIMED_DISPLAYS.lock() {
+            claimed.retain(|&n| n != self.display);
+        }
     }
 }
 
@@ -922,29 +819,9 @@ async fn autoretry_reaches_a_late_server() {
     .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // The same port, now served.
-    let display = (40..90)
-        .rev()
-        .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
-        .unwrap();
-    let mut child = Command::new("Xvnc")
-        .arg(format!(":{display}"))
-        .args(["-geometry", "320x200", "-depth", "24", "-rfbport", &port])
-        .args([
-            "-interface",
-            "127.0.0.1",
-            "-SecurityTypes",
-            "None",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvnc");
+    let x = OwnXvnc::start_on(&port, "320x200", &["-SecurityTypes", "None"]);
     let r = c.wait_for(T, |disp, _| disp.width() == 320).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(x);
     r.unwrap();
 }
 
@@ -995,7 +872,7 @@ async fn color_depth_and_swap_red_blue() {
     c.type_text("clear; printf '\\e[48;5;67m%60s\\e[0m\\n\\e[48;5;196m%60s\\e[0m\\n' '' ''\n")
         .await
         .unwrap();
-    wait_matches_screen(&mut c, &server.display, 0, |_| {})
+    wait_matches_screen(&mut c, &server.display, Fidelity::EXACT, T)
         .await
         .unwrap();
     let (w, h, x) = x_screenshot(&server.display);
@@ -1012,12 +889,12 @@ async fn color_depth_and_swap_red_blue() {
     )
     .await
     .unwrap();
-    wait_matches_screen(&mut c, &server.display, 8, |_| {})
+    wait_matches_screen(&mut c, &server.display, Fidelity::within(8), T)
         .await
         .unwrap_or_else(|e| panic!("16-bit colour is close to the X picture: {e}"));
     let (gw, gh, g) = c.display().screenshot();
     assert!(
-        diff((gw, gh, &g), (w, h, &x), 0).is_err(),
+        diff((gw, gh, &g), (w, h, &x), 0, 0, None).is_err(),
         "16-bit colour is quantised (95 and 175 are not 5/6-bit exact)"
     );
     c.disconnect().await.unwrap();
@@ -1029,13 +906,13 @@ async fn color_depth_and_swap_red_blue() {
     )
     .await
     .unwrap();
-    wait_matches_screen(&mut c, &server.display, 0, |px| {
-        for p in px.chunks_exact_mut(4) {
-            p.swap(0, 2);
-        }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("red and blue are swapped: {e}"));
+    let swapped = Fidelity {
+        transform: Some(|px| px.chunks_exact_mut(4).for_each(|p| p.swap(0, 2))),
+        ..Fidelity::EXACT
+    };
+    wait_matches_screen(&mut c, &server.display, swapped, T)
+        .await
+        .unwrap_or_else(|e| panic!("red and blue are swapped: {e}"));
     c.type_text("clear\n").await.unwrap();
     settle_and_disconnect(&mut c).await;
 }

@@ -15,6 +15,9 @@ use guacr_testkit::{ClientInfo, GuacClient, GuacError};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+/// X clients, screen comparison and scratch files for the graphical tests (vnc, rdp).
+pub mod x11;
+
 /// The loopback peers (see scripts/test-peers.sh).
 #[derive(Debug, Clone)]
 pub struct Peers {
@@ -62,6 +65,17 @@ impl Peers {
     pub fn ssh_port_str(&self) -> String {
         self.ssh_port.to_string()
     }
+}
+
+/// A peer variable written by the plug-in `scripts/peers.d/{plugin}.sh`; panics saying how
+/// to start the peers when it is not set.
+pub fn peer_var(name: &str, plugin: &str) -> String {
+    guacr_testkit::peers::var(name).unwrap_or_else(|| {
+        panic!(
+            "{name} is not set: start the test peers with `scripts/test-peers.sh install && \
+             scripts/test-peers.sh start` (plug-in scripts/peers.d/{plugin}.sh)"
+        )
+    })
 }
 
 /// A daemon serving on an ephemeral loopback port, inside the test process.
