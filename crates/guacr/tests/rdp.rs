@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::x11::{
-    self, Fidelity, read_selection, scratch, screen_size, settle_and_disconnect, unique, wait_file,
-    x_output,
+    self, Fidelity, XText, scratch, screen_size, settle_and_disconnect, unique, wait_file,
+    wait_x_text, x_output,
 };
 use common::{Selection, TestDaemon, client_info, peer_var, refused_port};
 use guacr_testkit::GuacClient;
@@ -453,20 +453,9 @@ async fn clipboard_from_the_client_reaches_x() {
         c.drain(Duration::from_secs(2)).await.unwrap();
         let text = unique("to-x ünïcode €");
         c.send_clipboard(&text).await.unwrap();
-        let deadline = Instant::now() + T;
-        loop {
-            let got = read_selection(&mut c, &display, "clipboard").await;
-            if got.as_deref() == Some(text.as_str()) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: X clipboard is {got:?}, want {text:?}; {}",
-                server.name,
-                c.state().summary()
-            );
-            let _ = c.drain(Duration::from_millis(200)).await;
-        }
+        wait_x_text(&mut c, &display, XText::Selection("clipboard"), &text, T)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", server.name));
         assert!(c.state().errors.is_empty(), "{}", c.state().summary());
         c.disconnect().await.unwrap();
     }

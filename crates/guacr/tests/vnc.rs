@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::x11::{
-    Fidelity, diff, mouse_location, read_selection, scratch, screen_size, settle_and_disconnect,
-    unique, wait_file, wait_matches_screen, x_command,
+    Fidelity, XText, diff, mouse_location, read_selection, scratch, screen_size,
+    settle_and_disconnect, unique, wait_file, wait_matches_screen, wait_x_text,
 };
 use common::{Selection, TestDaemon, client_info, peer_var, refused_port, x_screenshot};
 use guacr_testkit::GuacClient;
@@ -115,35 +115,12 @@ async fn vnc_session(
 
 // ------------------------------------------------------------------ X side
 
-/// CUT_BUFFER0 of the root window (Latin-1), as `xprop` prints it.
-fn read_cut_buffer(display: &str) -> Option<String> {
-    let out = x_command(display, "xprop", &["-root", "CUT_BUFFER0"]);
-    let quoted = out.split_once("= \"")?.1.trim_end().strip_suffix('"')?;
-    let mut bytes = Vec::new();
-    let mut it = quoted.bytes().peekable();
-    while let Some(b) = it.next() {
-        if b != b'\\' {
-            bytes.push(b);
-            continue;
-        }
-        let mut octal = String::new();
-        while octal.len() < 3 && it.peek().is_some_and(|c| c.is_ascii_digit()) {
-            octal.push(char::from(it.next()?));
-        }
-        match u8::from_str_radix(&octal, 8) {
-            Ok(v) if !octal.is_empty() => bytes.push(v),
-            _ => bytes.push(it.next()?),
-        }
-    }
-    Some(bytes.iter().map(|&b| char::from(b)).collect())
-}
-
-/// The text a server put on the X side after ClientCutText.
-async fn read_pasted(c: &mut GuacClient<TcpStream>, server: &Server) -> Option<String> {
+/// Where the server puts the text of a ClientCutText on the X side.
+fn pasted_text(server: &Server) -> XText {
     if server.cut_buffer {
-        read_cut_buffer(&server.display)
+        XText::CutBuffer0
     } else {
-        read_selection(c, &server.display, "clipboard").await
+        XText::Selection("clipboard")
     }
 }
 
@@ -358,19 +335,9 @@ async fn clipboard_goes_both_ways() {
         c.send_mouse(300, 200, 0).await.unwrap();
         let text = unique("to-x héllo");
         c.send_clipboard(&text).await.unwrap();
-        let deadline = Instant::now() + T;
-        loop {
-            let got = read_pasted(&mut c, server).await;
-            if got.as_deref() == Some(text.as_str()) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: X clipboard is {got:?}, want {text:?}",
-                server.name
-            );
-            let _ = c.drain(Duration::from_millis(100)).await;
-        }
+        wait_x_text(&mut c, &server.display, pasted_text(server), &text, T)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", server.name));
         c.disconnect().await.unwrap();
     }
 }
@@ -389,18 +356,10 @@ async fn clipboard_encoding_is_applied() {
     let tag = unique("enc");
     c.send_clipboard(&format!("{tag} é")).await.unwrap();
     let want = format!("{tag} \u{c3}\u{a9}");
-    let deadline = Instant::now() + T;
-    while read_selection(&mut c, &server.display, "clipboard")
+    let clipboard = XText::Selection("clipboard");
+    wait_x_text(&mut c, &server.display, clipboard, &want, T)
         .await
-        .as_deref()
-        != Some(want.as_str())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "X clipboard never became {want:?}"
-        );
-        let _ = c.drain(Duration::from_millis(100)).await;
-    }
+        .unwrap_or_else(|e| panic!("cut text sent as UTF-8: {e}"));
 }
 
 /// `disable-copy` / `disable-paste` block each direction.

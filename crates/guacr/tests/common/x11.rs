@@ -117,6 +117,79 @@ where
     }
 }
 
+/// CUT_BUFFER0 of the root window (Latin-1), decoded from what `xprop` prints; `None`
+/// when it is not set.
+pub fn read_cut_buffer(display: &str) -> Option<String> {
+    let out = x_command(display, "xprop", &["-root", "CUT_BUFFER0"]);
+    let quoted = out.split_once("= \"")?.1.trim_end().strip_suffix('"')?;
+    let mut bytes = Vec::new();
+    let mut it = quoted.bytes().peekable();
+    while let Some(b) = it.next() {
+        if b != b'\\' {
+            bytes.push(b);
+            continue;
+        }
+        let mut octal = String::new();
+        while octal.len() < 3 && it.peek().is_some_and(|c| c.is_ascii_digit()) {
+            octal.push(char::from(it.next()?));
+        }
+        match u8::from_str_radix(&octal, 8) {
+            Ok(v) if !octal.is_empty() => bytes.push(v),
+            _ => bytes.push(it.next()?),
+        }
+    }
+    Some(bytes.iter().map(|&b| char::from(b)).collect())
+}
+
+/// Where on the X side a server puts the text its client sent (RFB ClientCutText, RDP
+/// CLIPRDR).
+#[derive(Debug, Clone, Copy)]
+pub enum XText {
+    /// An X selection (`"clipboard"`, `"primary"`), read with `xclip -o`.
+    Selection(&'static str),
+    /// CUT_BUFFER0 of the root window, read with `xprop`.
+    CutBuffer0,
+}
+
+/// The text at `from` on `display` now (`c` keeps reading while a selection owner answers).
+pub async fn read_x_text<S>(c: &mut GuacClient<S>, display: &str, from: XText) -> Option<String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    match from {
+        XText::Selection(selection) => read_selection(c, display, selection).await,
+        XText::CutBuffer0 => read_cut_buffer(display),
+    }
+}
+
+/// Waits until the text at `from` on `display` is exactly `want`; gives up after `timeout`
+/// with the last text read and the session's summary. `c` keeps reading meanwhile.
+pub async fn wait_x_text<S>(
+    c: &mut GuacClient<S>,
+    display: &str,
+    from: XText,
+    want: &str,
+    timeout: Duration,
+) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = read_x_text(c, display, from).await;
+        if got.as_deref() == Some(want) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "X {from:?} on {display} is {got:?} after {timeout:?}, want {want:?}; {}",
+                c.state().summary()
+            ));
+        }
+        let _ = c.drain(Duration::from_millis(100)).await;
+    }
+}
+
 // ------------------------------------------------------------------ pictures
 
 /// How close the display rebuilt from the instruction stream must get to the X screen.
