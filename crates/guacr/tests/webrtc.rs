@@ -114,14 +114,7 @@ impl Gw {
     }
 
     async fn vnc_connection(&self) -> i64 {
-        let var = |k: &str| {
-            guacr_testkit::peers::var(k).unwrap_or_else(|| {
-                panic!(
-                    "{k} is not set: start the VNC peers with `scripts/test-peers.sh install && \
-                     scripts/test-peers.sh start` (scripts/peers.d/vnc.sh)"
-                )
-            })
-        };
+        let var = |k: &str| peer_var(k, "vnc");
         let host = var("GUACR_TEST_VNC_HOST");
         let port = var("GUACR_TEST_VNC_X11VNC_PORT");
         let pw = var("GUACR_TEST_VNC_X11VNC_PASSWORD");
@@ -1012,10 +1005,7 @@ async fn started_session(gw: &Gw) -> Arc<guacr_session::Session> {
 #[tokio::test]
 async fn video_beyond_h264_limits_falls_back_to_a_full_img_repaint() {
     let gw = gateway(|_| {}).await;
-    let var = |k: &str| {
-        guacr_testkit::peers::var(k)
-            .unwrap_or_else(|| panic!("{k} is not set: run `scripts/test-peers.sh start`"))
-    };
+    let var = |k: &str| peer_var(k, "vnc");
     let (host, port, display) = (
         var("GUACR_TEST_VNC_HOST"),
         var("GUACR_TEST_VNC_BENCH_PORT"),
@@ -1138,11 +1128,7 @@ async fn bench_desktop_to_1080p(gw: &Gw, host: &str, port: &str, display: &str) 
 #[tokio::test]
 async fn rdp_with_h264_video_encodes_no_images() {
     let gw = gateway(|_| {}).await;
-    let var = |k: &str| {
-        guacr_testkit::peers::var(k).unwrap_or_else(|| {
-            panic!("{k} is not set: run `scripts/test-peers.sh start` (scripts/peers.d/rdp.sh)")
-        })
-    };
+    let var = |k: &str| peer_var(k, "rdp");
     let (host, port, user, pw) = (
         var("GUACR_TEST_RDP_HOST"),
         var("GUACR_TEST_RDP_XRDP_TLS_PORT"),
