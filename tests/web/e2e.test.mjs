@@ -464,6 +464,36 @@ describe('guacr web client', () => {
     await shot(b2, 'login-disabled-user');
   });
 
+  it('a password the admin set to be changed: the user must choose a new one before anything else', async () => {
+    const admin = adminPage;
+    await admin.goto(`${g.base}/#/admin/users`);
+    await admin.locator('#user-new').click();
+    await admin.locator('#user-username').fill('dave');
+    await admin.locator('#user-password').fill('dave-First-11');
+    await admin.locator('#user-must-change').check();
+    await admin.getByRole('button', { name: 'Create user' }).click();
+    await admin.locator('#users-table tbody tr', { hasText: 'dave' }).waitFor();
+
+    const c = await page('dave');
+    await loginUi(c, g.base, 'dave', 'dave-First-11');
+    await c.locator('#password-change-required').waitFor();
+    assert.match(c.url(), /#\/account/);
+    // Nothing else opens first: the home page sends her back.
+    await c.goto(`${g.base}/#/`);
+    await c.locator('#password-change-required').waitFor();
+    assert.match(c.url(), /#\/account/);
+    // The API agrees (not just the UI).
+    const status = await c.evaluate(async () => (await fetch('/api/connections')).status);
+    assert.equal(status, 403);
+    await c.getByLabel('Current password').fill('dave-First-11');
+    await c.getByLabel('New password', { exact: true }).fill('dave-Own-22x');
+    await c.getByLabel('Repeat the new password').fill('dave-Own-22x');
+    await c.getByRole('button', { name: 'Change password' }).click();
+    await c.getByRole('heading', { name: 'Your connections' }).waitFor();
+    assert.equal(await c.evaluate(async () => (await fetch('/api/connections')).status), 200);
+    await shot(c, 'password-changed');
+  });
+
   it('repeated wrong passwords lock the account with a clear message', async () => {
     await adminApi.call('POST', '/api/admin/users', { id: '', username: 'carol', display_name: 'Carol', password: 'carol-Secret-9', admin: false });
     const p = await page('lockout');

@@ -8,6 +8,8 @@ export interface User {
   totp_enabled?: boolean;
   disabled?: boolean;
   groups?: string[];
+  /** Until this user picks a new password, the API answers 403 password_change_required. */
+  must_change_password?: boolean;
 }
 export interface ConnectionSummary { id: string; name: string; protocol: string; group: string; description?: string }
 export interface ParamSpec {

@@ -74,8 +74,15 @@ async function logout(): Promise<void> {
   go('#/login');
 }
 
-/** Makes sure someone is signed in; otherwise sends them to the login page and back. */
-export async function requireUser(admin = false): Promise<User | null> {
+/** Where a user who must change its password is sent first (and back from). */
+export function passwordChangeRoute(): string {
+  const back = location.hash && !location.hash.startsWith('#/account') && !location.hash.startsWith('#/login') ? location.hash : '';
+  return `#/account${back ? `?next=${encodeURIComponent(back)}` : ''}`;
+}
+
+/** Makes sure someone is signed in; otherwise sends them to the login page and back.
+ *  A user who must change its password goes to the account page first (unless `passwordPage`). */
+export async function requireUser(admin = false, passwordPage = false): Promise<User | null> {
   if (!state.user) {
     try {
       const me = await api.me();
@@ -90,6 +97,10 @@ export async function requireUser(admin = false): Promise<User | null> {
       showFatal(e);
       return null;
     }
+  }
+  if (state.user?.must_change_password && !passwordPage) {
+    go(passwordChangeRoute());
+    return null;
   }
   if (admin && !state.user?.admin) {
     const main = shell('Forbidden', '');
@@ -129,7 +140,7 @@ async function render(): Promise<void> {
         await renderLogin(route);
         break;
       case 'account':
-        await renderAccount();
+        await renderAccount(route);
         break;
       case 'client':
         await renderClient({ kind: 'connection', route, id: rest[0] });

@@ -152,8 +152,29 @@ pub async fn current_user(app: &App, headers: &HeaderMap) -> Option<Authed> {
     })
 }
 
-/// Authenticates an API request; state-changing methods need the CSRF header.
+/// Authenticates an API request; state-changing methods need the CSRF
+/// header. A user who must change its password gets 403
+/// `password_change_required` until it has.
 pub async fn authed(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+) -> Result<Authed, Response> {
+    let a = authed_any(app, method, headers, addr).await?;
+    if a.user.must_change_password {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "password_change_required",
+            "You must change your password first.",
+        ));
+    }
+    Ok(a)
+}
+
+/// [`authed`] for what a user who must change its password may still do:
+/// change it, and log out.
+async fn authed_any(
     app: &App,
     method: &Method,
     headers: &HeaderMap,
@@ -277,6 +298,7 @@ fn user_json(u: &User) -> Value {
         "totp_enabled": u.totp_enabled,
         "disabled": u.disabled,
         "groups": u.groups,
+        "must_change_password": u.must_change_password,
     })
 }
 
@@ -422,7 +444,7 @@ async fn logout(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let a = match authed(&app, &method, &headers, addr).await {
+    let a = match authed_any(&app, &method, &headers, addr).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -458,7 +480,7 @@ async fn change_password(
     headers: HeaderMap,
     body: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let a = match authed(&app, &method, &headers, addr).await {
+    let a = match authed_any(&app, &method, &headers, addr).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -469,6 +491,13 @@ async fn change_password(
             "Expected {\"current\", \"new\"}.",
         );
     };
+    if body.new == body.current {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "The new password must differ from the current one.",
+        );
+    }
     if body.new.len() < 8 {
         return error(
             StatusCode::BAD_REQUEST,

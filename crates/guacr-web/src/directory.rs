@@ -23,6 +23,10 @@ pub struct User {
     pub disabled: bool,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The user must choose a new password before anything else (a
+    /// generated first password, or one an administrator set).
+    #[serde(default)]
+    pub must_change_password: bool,
 }
 
 /// A connection (`Connection` in docs/web-api.md). `params` hold secrets
@@ -337,8 +341,9 @@ impl Directory for MemoryDirectory {
     ) -> Result<(), LoginError> {
         let mut m = self.lock();
         match m.users.get_mut(user_id) {
-            Some((_, pw)) if ct_eq(pw, current) => {
+            Some((u, pw)) if ct_eq(pw, current) => {
                 *pw = new.to_owned();
+                u.must_change_password = false;
                 Ok(())
             }
             _ => Err(LoginError::InvalidCredentials),
@@ -421,6 +426,7 @@ impl Directory for MemoryDirectory {
         let mut created = self.add_user(&u.username, password.unwrap_or(""), u.admin);
         created.display_name = u.display_name.clone();
         created.disabled = u.disabled;
+        created.must_change_password = u.must_change_password;
         self.update_user(created, None).await
     }
 

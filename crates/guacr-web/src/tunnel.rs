@@ -203,6 +203,10 @@ pub async fn resolve(
     }
     let logged_in = |user: Option<Authed>| -> Result<Authed, Refusal> {
         match user {
+            Some(a) if a.user.must_change_password => Err(refuse(
+                Status::ClientForbidden,
+                "You must change your password before you connect.",
+            )),
             Some(a) if same_origin => Ok(a),
             Some(_) => Err(refuse(
                 Status::ClientForbidden,

@@ -269,6 +269,7 @@ fn user_of(u: guacr_store::User, groups: Vec<i64>) -> wd::User {
         totp_enabled: u.totp_enabled,
         disabled: u.disabled,
         groups: groups.iter().map(i64::to_string).collect(),
+        must_change_password: u.must_change_password,
     }
 }
 
@@ -500,7 +501,8 @@ impl guacr_web::Directory for StoreDirectory {
                 password: password.map(str::to_owned),
                 admin: u.admin,
                 disabled: u.disabled,
-                must_change_password: false,
+                // Only with a password: a user without one cannot change it.
+                must_change_password: u.must_change_password && password.is_some(),
             })
             .await
             .map_err(internal)?;
@@ -529,9 +531,21 @@ impl guacr_web::Directory for StoreDirectory {
             )
             .await
             .map_err(internal)?;
-        if let Some(p) = password.filter(|p| !p.is_empty()) {
-            self.0.set_password(id, p, false).await.map_err(internal)?;
-        }
+        // A new password may come with "change it at the next login".
+        let updated = match password.filter(|p| !p.is_empty()) {
+            Some(p) => {
+                self.0
+                    .set_password(id, p, u.must_change_password)
+                    .await
+                    .map_err(internal)?;
+                self.0
+                    .get_user(id)
+                    .await
+                    .map_err(internal)?
+                    .ok_or(DirError::NotFound)?
+            }
+            None => updated,
+        };
         let groups = ids(&u.groups);
         self.0
             .set_user_groups(id, &groups)

@@ -1402,3 +1402,105 @@ async fn recordings_api_lists_serves_and_audits_for_admins_only() {
         && v.recording_path.as_deref() == Some("session-a")));
     gw.stop().await;
 }
+
+/// A user whose password an administrator set with "change at the next
+/// login" can log in, but until it picks a new password every API call is
+/// 403 `password_change_required` and every tunnel is refused with 771;
+/// changing it (to a different one) lifts that.
+#[tokio::test]
+async fn a_user_who_must_change_the_password_can_do_nothing_else_first() {
+    let gw = gateway(|_| {}).await;
+    let conn = gw.ssh_connection("carol-box", &[], &[]).await;
+    let admin = Browser::logged_in(&gw, "admin", ADMIN_PW).await;
+    let res = admin
+        .req(reqwest::Method::POST, "/api/admin/users")
+        .json(
+            &json!({"username": "carol", "password": "first-pass-1", "must_change_password": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let carol_user: Value = res.json().await.unwrap();
+    assert_eq!(carol_user["must_change_password"], json!(true));
+    let carol_id: i64 = carol_user["id"].as_str().unwrap().parse().unwrap();
+    gw.store.grant_user(conn, carol_id).await.unwrap();
+
+    let mut carol = Browser::new(&gw);
+    let res = carol.login("carol", "first-pass-1").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["must_change_password"], json!(true));
+    carol.csrf = Some(body["csrf"].as_str().unwrap().to_owned());
+    let (status, me) = carol.get_json("/api/me").await;
+    assert_eq!(
+        (status, &me["user"]["must_change_password"]),
+        (200, &json!(true))
+    );
+    let (status, refused) = carol.get_json("/api/connections").await;
+    assert_eq!(status, 403);
+    assert_eq!(refused["code"], "password_change_required");
+    let (mut ws, _) = carol.ws(&gw, &format!("connection={conn}")).await;
+    let got = read_to_close(&mut ws).await;
+    let errs = errors(&got);
+    assert_eq!(errs.len(), 1, "{got}");
+    assert_eq!(errs[0].1, 771);
+    assert!(errs[0].0.contains("change your password"), "{got}");
+
+    // The same password again is not a change.
+    let res = carol
+        .req(reqwest::Method::POST, "/api/me/password")
+        .json(&json!({"current": "first-pass-1", "new": "first-pass-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = carol
+        .req(reqwest::Method::POST, "/api/me/password")
+        .json(&json!({"current": "first-pass-1", "new": "carol-own-pass-2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (status, list) = carol.get_json("/api/connections").await;
+    assert_eq!(status, 200);
+    assert_eq!(list[0]["name"], "carol-box");
+    assert_eq!(
+        carol.get_json("/api/me").await.1["user"]["must_change_password"],
+        json!(false)
+    );
+    let stored = gw.store.user_by_name("carol").await.unwrap().unwrap();
+    assert!(!stored.must_change_password);
+
+    // An administrator's reset can ask for it again; without the flag it does not.
+    let reset = |flag: bool, pw: &str| json!({"username": "carol", "display_name": "Carol", "password": pw, "must_change_password": flag});
+    let res = admin
+        .req(
+            reqwest::Method::PUT,
+            &format!("/api/admin/users/{carol_id}"),
+        )
+        .json(&reset(true, "reset-pass-3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let updated: Value = res.json().await.unwrap();
+    assert_eq!(updated["must_change_password"], json!(true));
+    let mut again = Browser::new(&gw);
+    assert_eq!(again.login("carol", "reset-pass-3").await.status(), 200);
+    assert_eq!(again.get_json("/api/connections").await.0, 403);
+    let res = admin
+        .req(
+            reqwest::Method::PUT,
+            &format!("/api/admin/users/{carol_id}"),
+        )
+        .json(&reset(false, "reset-pass-4"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut third = Browser::new(&gw);
+    assert_eq!(third.login("carol", "reset-pass-4").await.status(), 200);
+    assert_eq!(third.get_json("/api/connections").await.0, 200);
+    gw.stop().await;
+}

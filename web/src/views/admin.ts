@@ -273,13 +273,15 @@ function userForm(u: User | null, groups: Group[], done: () => void): HTMLElemen
   const password = h('input', { type: 'password', autocomplete: 'new-password', id: 'user-password' });
   const admin = h('input', { type: 'checkbox', checked: !!u?.admin, id: 'user-admin' });
   const disabled = h('input', { type: 'checkbox', checked: !!u?.disabled, id: 'user-disabled' });
+  const mustChange = h('input', { type: 'checkbox', checked: !!u?.must_change_password, id: 'user-must-change' });
   const gboxes = groups.map((g) => h('input', { type: 'checkbox', checked: !!u?.groups?.includes(g.id), 'data-group': g.id }));
   const alert = h('div', { class: 'alert', role: 'alert', hidden: true });
   const form = h('form', { class: 'card', id: 'user-form' },
     h('h3', null, u ? `Edit ${u.username}` : 'New user'), alert,
     h('div', { class: 'grid-2' },
       field('Username', username), field('Display name', display),
-      field(u ? 'New password (leave empty to keep)' : 'Password', password),
+      h('div', null, field(u ? 'New password (leave empty to keep)' : 'Password', password),
+        field('Must choose a new password at the next sign-in', mustChange)),
       h('div', null, field('Administrator', admin), u ? field('Disabled (cannot sign in)', disabled) : null)),
     groups.length ? h('fieldset', null, h('legend', null, 'Groups'), groups.map((g, i) => field(g.name, gboxes[i]))) : null,
     h('div', { class: 'actions' },
@@ -296,7 +298,10 @@ function userForm(u: User | null, groups: Group[], done: () => void): HTMLElemen
       groups: gboxes.filter((b) => b.checked).map((b) => b.dataset.group as string),
     };
     if (u) data.disabled = disabled.checked;
-    if (password.value) data.password = password.value;
+    if (password.value) {
+      data.password = password.value;
+      data.must_change_password = mustChange.checked;
+    }
     if (!data.username) { alert.textContent = 'Enter a username.'; alert.hidden = false; return; }
     if (!u && !data.password) { alert.textContent = 'Enter a password for the new user.'; alert.hidden = false; return; }
     try {

@@ -3,7 +3,7 @@ import { field, h, replace } from '../dom';
 import { go, Route, state } from '../main';
 import { themeToggle } from '../theme';
 
-function safeNext(next: string | null): string {
+export function safeNext(next: string | null): string {
   // Only ever go back to a route of this app.
   return next && next.startsWith('#/') && !next.startsWith('#/login') ? next : '#/';
 }
@@ -41,7 +41,7 @@ export async function renderLogin(route: Route): Promise<void> {
       const res = await api.login(username.value.trim(), password.value, totpField.hidden ? undefined : totp.value.replace(/\s/g, ''));
       state.user = res.user;
       setCsrf(res.csrf);
-      go(next);
+      go(res.user.must_change_password ? `#/account?next=${encodeURIComponent(next)}` : next);
     } catch (err) {
       if (err instanceof ApiError && err.code === 'totp_required') {
         const first = totpField.hidden;
