@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   ApiClient, colours, diff, Guacr, launchBrowser, loginUi, newPage, peers, selectAllText,
-  settle, shot, snap, sshReachable, typeLine, waitConnected,
+  settle, shot, snap, sshReachable, totpCode, typeLine, waitConnected,
 } from './harness.mjs';
 
 const EVIL_NAME = `<img src=x onerror="window.__pwned=1">SSH '; DROP TABLE users;--`;
@@ -492,6 +492,50 @@ describe('guacr web client', () => {
     await c.getByRole('heading', { name: 'Your connections' }).waitFor();
     assert.equal(await c.evaluate(async () => (await fetch('/api/connections')).status), 200);
     await shot(c, 'password-changed');
+  });
+
+  it('two-factor: a user sets it up with the QR code, then signs in with a code; an admin resets it', async () => {
+    await adminApi.call('POST', '/api/admin/users', { id: '', username: 'erin', display_name: 'Erin', password: 'erin-Secret-55', admin: false }, { expect: 201 });
+    const e = await page('erin');
+    await loginUi(e, g.base, 'erin', 'erin-Secret-55');
+    await e.getByRole('heading', { name: 'Your connections' }).waitFor();
+    await e.goto(`${g.base}/#/account`);
+    await e.locator('#totp-password').fill('erin-Secret-55');
+    await e.getByRole('button', { name: 'Set up two-factor' }).click();
+    const qr = e.locator('#totp-qr');
+    await qr.waitFor();
+    assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth >= 200), 'the QR code image renders');
+    const secret = (await e.locator('#totp-secret').textContent()).trim();
+    assert.match(secret, /^[A-Z2-7]{32}$/);
+    await shot(e, 'totp-setup');
+    // A wrong code first: a clear message, nothing enabled.
+    await e.getByLabel('Code from the app').fill(String((Number(totpCode(secret, -1)) + 1) % 1e6).padStart(6, '0'));
+    await e.getByRole('button', { name: 'Turn on two-factor' }).click();
+    await e.locator('#totp-confirm .alert').filter({ hasText: 'not right' }).waitFor();
+    await e.getByLabel('Code from the app').fill(totpCode(secret, -1));
+    await e.getByRole('button', { name: 'Turn on two-factor' }).click();
+    await e.locator('#totp-status').filter({ hasText: 'Enabled' }).waitFor();
+
+    // Signing in now asks for the code.
+    const e2 = await page('erin-totp');
+    await loginUi(e2, g.base, 'erin', 'erin-Secret-55');
+    const code = e2.getByLabel('Authentication code');
+    await code.waitFor();
+    await code.fill(totpCode(secret, 1));
+    await e2.getByRole('button', { name: 'Sign in' }).click();
+    await e2.getByRole('heading', { name: 'Your connections' }).waitFor();
+
+    // Lost phone: the admin resets it from the user editor; no code is asked any more.
+    const admin = await page('erin-admin');
+    await loginUi(admin, g.base, g.admin.username, g.admin.password);
+    await admin.getByRole('heading', { name: 'Your connections' }).waitFor();
+    await admin.goto(`${g.base}/#/admin/users`);
+    await admin.locator('#users-table tbody tr', { hasText: 'erin' }).getByRole('button', { name: 'Edit' }).click();
+    await admin.locator('#user-reset-totp').click();
+    await admin.locator('#user-form').waitFor({ state: 'detached' });
+    const e3 = await page('erin-reset');
+    await loginUi(e3, g.base, 'erin', 'erin-Secret-55');
+    await e3.getByRole('heading', { name: 'Your connections' }).waitFor();
   });
 
   it('repeated wrong passwords lock the account with a clear message', async () => {

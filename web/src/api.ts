@@ -11,6 +11,8 @@ export interface User {
   /** Until this user picks a new password, the API answers 403 password_change_required. */
   must_change_password?: boolean;
 }
+/** A TOTP enrolment: the secret for manual entry, its otpauth:// URI and a QR code (SVG). */
+export interface TotpEnrolment { secret: string; uri: string; qr_svg: string | null }
 export interface ConnectionSummary { id: string; name: string; protocol: string; group: string; description?: string }
 export interface ParamSpec {
   name: string;
@@ -109,6 +111,10 @@ export const api = {
   logout: () => request<void>('POST', '/api/logout'),
   me: () => request<{ user: User; csrf: string }>('GET', '/api/me', undefined, { quiet401: true }),
   changePassword: (current: string, next: string) => request<void>('POST', '/api/me/password', { current, new: next }),
+  totpBegin: (password: string) => request<TotpEnrolment>('POST', '/api/me/totp', { password }),
+  totpConfirm: (code: string) => request<void>('POST', '/api/me/totp/confirm', { code }),
+  totpDisable: (password: string) => request<void>('DELETE', '/api/me/totp', { password }),
+  resetTotp: (userId: string) => request<void>('DELETE', `/api/admin/users/${enc(userId)}/totp`),
 
   connections: () => request<ConnectionSummary[]>('GET', '/api/connections'),
   protocols: () => request<ProtocolSpec[]>('GET', '/api/protocols'),

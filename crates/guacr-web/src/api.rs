@@ -92,7 +92,7 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"error": message, "code": code}))).into_response()
 }
 
-fn dir_error(e: DirError) -> Response {
+pub(crate) fn dir_error(e: DirError) -> Response {
     match e {
         DirError::NotFound => error(StatusCode::NOT_FOUND, "not_found", "Not found."),
         DirError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", &m),
@@ -236,6 +236,15 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
         .route("/api/me/password", post(change_password))
+        .route(
+            "/api/me/totp",
+            post(crate::account::begin).delete(crate::account::disable),
+        )
+        .route("/api/me/totp/confirm", post(crate::account::confirm))
+        .route(
+            "/api/admin/users/{id}/totp",
+            delete(crate::account::admin_reset),
+        )
         .route("/api/connections", get(connections))
         .route("/api/protocols", get(protocols))
         .route("/api/sessions/{id}/share", post(share))

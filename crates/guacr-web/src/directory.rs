@@ -145,6 +145,22 @@ impl std::fmt::Display for DirError {
 
 pub type DirResult<T> = Result<T, DirError>;
 
+/// A TOTP enrolment in progress: TOTP is required only once it is confirmed
+/// with a code from the authenticator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpEnrolment {
+    /// The shared secret, base32 (for typing into the authenticator).
+    pub secret: String,
+    /// `otpauth://totp/…` (for the QR code).
+    pub uri: String,
+}
+
+fn no_totp<T>() -> DirResult<T> {
+    Err(DirError::Invalid(
+        "Two-factor authentication is not available with this directory.".into(),
+    ))
+}
+
 /// The store, seen from the web server.
 #[async_trait::async_trait]
 pub trait Directory: Send + Sync + 'static {
@@ -166,6 +182,27 @@ pub trait Directory: Send + Sync + 'static {
         current: &str,
         new: &str,
     ) -> Result<(), LoginError>;
+    /// Whether `password` is this user's (to confirm a sensitive change).
+    async fn verify_password(&self, user_id: &str, password: &str) -> DirResult<bool> {
+        let _ = (user_id, password);
+        no_totp()
+    }
+    /// Starts (or restarts) a TOTP enrolment with a new secret.
+    async fn totp_begin(&self, user_id: &str) -> DirResult<TotpEnrolment> {
+        let _ = user_id;
+        no_totp()
+    }
+    /// Confirms the pending enrolment with a current code; false if wrong
+    /// (or nothing is pending). From then on logins need a code.
+    async fn totp_confirm(&self, user_id: &str, code: &str) -> DirResult<bool> {
+        let _ = (user_id, code);
+        no_totp()
+    }
+    /// Turns TOTP off (and drops a pending enrolment).
+    async fn totp_disable(&self, user_id: &str) -> DirResult<()> {
+        let _ = user_id;
+        no_totp()
+    }
 
     /// Connections `user` may use (admins: all).
     async fn connections_for(&self, user: &User) -> DirResult<Vec<Connection>>;

@@ -10,6 +10,7 @@
 // every refusal would only add allocations on rare paths.
 #![allow(clippy::result_large_err)]
 
+mod account;
 pub mod api;
 pub mod directory;
 pub mod gateway;

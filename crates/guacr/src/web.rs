@@ -372,6 +372,32 @@ impl guacr_web::Directory for StoreDirectory {
         }
     }
 
+    async fn verify_password(&self, user_id: &str, password: &str) -> DirResult<bool> {
+        self.0
+            .check_password(id_of(user_id)?, password)
+            .await
+            .map_err(internal)
+    }
+
+    async fn totp_begin(&self, user_id: &str) -> DirResult<wd::TotpEnrolment> {
+        let e = self.0.totp_begin(id_of(user_id)?).await.map_err(internal)?;
+        Ok(wd::TotpEnrolment {
+            secret: e.secret_base32,
+            uri: e.uri,
+        })
+    }
+
+    async fn totp_confirm(&self, user_id: &str, code: &str) -> DirResult<bool> {
+        self.0
+            .totp_confirm(id_of(user_id)?, code)
+            .await
+            .map_err(internal)
+    }
+
+    async fn totp_disable(&self, user_id: &str) -> DirResult<()> {
+        self.0.totp_disable(id_of(user_id)?).await.map_err(internal)
+    }
+
     async fn connections_for(&self, user: &wd::User) -> DirResult<Vec<wd::Connection>> {
         let id = id_of(&user.id)?;
         Ok(self

@@ -1504,3 +1504,127 @@ async fn a_user_who_must_change_the_password_can_do_nothing_else_first() {
     assert_eq!(third.get_json("/api/connections").await.0, 200);
     gw.stop().await;
 }
+
+/// The current TOTP code of `secret_b32` shifted by `steps` periods.
+fn totp_code(secret_b32: &str, steps: i64) -> String {
+    let secret = guacr_store::totp::from_base32(secret_b32).expect("base32 secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    guacr_store::totp::code_at(&secret, now + steps * guacr_store::totp::STEP, 6)
+}
+
+/// A user turns on two-factor authentication from the web (password, QR
+/// code, a confirming code), then needs a code to log in (a code is not
+/// accepted twice); turning it off needs the password; an administrator
+/// can reset it for a lost authenticator. All of it is audited.
+#[tokio::test]
+async fn totp_enrolment_login_disable_and_admin_reset_over_the_api() {
+    let gw = gateway(|_| {}).await;
+    let bob = Browser::logged_in(&gw, "bob", BOB_PW).await;
+    let post = |path: &str, body: Value| bob.req(reqwest::Method::POST, path).json(&body).send();
+    // The password is needed to start.
+    let res = post("/api/me/totp", json!({"password": "wrong"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = post("/api/me/totp", json!({"password": BOB_PW}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let e: Value = res.json().await.unwrap();
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    assert!(e["uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    assert!(e["uri"].as_str().unwrap().contains(&secret));
+    assert!(e["qr_svg"].as_str().unwrap().contains("<svg"));
+    // Not required before it is confirmed.
+    assert_eq!(Browser::new(&gw).login("bob", BOB_PW).await.status(), 200);
+    // A wrong code is refused, the right one turns it on.
+    let right = totp_code(&secret, -1);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let res = post("/api/me/totp/confirm", json!({"code": wrong}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_code");
+    let res = post("/api/me/totp/confirm", json!({"code": right}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        bob.get_json("/api/me").await.1["user"]["totp_enabled"],
+        json!(true)
+    );
+
+    // Logging in now needs the code, once.
+    let mut b2 = Browser::new(&gw);
+    let res = b2.login("bob", BOB_PW).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "totp_required");
+    let login = |code: String| {
+        reqwest::Client::new()
+            .post(gw.url("/api/login"))
+            .json(&json!({"username": "bob", "password": BOB_PW, "totp": code}))
+            .send()
+    };
+    let next = totp_code(&secret, 1);
+    assert_eq!(login(next.clone()).await.unwrap().status(), 200);
+    assert_eq!(
+        login(next).await.unwrap().status(),
+        401,
+        "a used code is not accepted again"
+    );
+
+    // Turning it off needs the password.
+    let del = |pw: &str| {
+        bob.req(reqwest::Method::DELETE, "/api/me/totp")
+            .json(&json!({"password": pw}))
+            .send()
+    };
+    assert_eq!(del("wrong").await.unwrap().status(), 401);
+    assert_eq!(del(BOB_PW).await.unwrap().status(), 204);
+    assert_eq!(b2.login("bob", BOB_PW).await.status(), 200);
+
+    // An administrator's reset (bob enrols again first).
+    let e: Value = post("/api/me/totp", json!({"password": BOB_PW}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = totp_code(e["secret"].as_str().unwrap(), 0);
+    let res = post("/api/me/totp/confirm", json!({"code": code}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(Browser::new(&gw).login("bob", BOB_PW).await.status(), 401);
+    let bob_id = gw.store.user_by_name("bob").await.unwrap().unwrap().id;
+    let path = format!("/api/admin/users/{bob_id}/totp");
+    let alice = Browser::logged_in(&gw, "alice", ALICE_PW).await;
+    let res = alice
+        .req(reqwest::Method::DELETE, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "administrators only");
+    let admin = Browser::logged_in(&gw, "admin", ADMIN_PW).await;
+    let res = admin
+        .req(reqwest::Method::DELETE, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(Browser::new(&gw).login("bob", BOB_PW).await.status(), 200);
+
+    let audited = gw.audit("account.totp").await;
+    assert_eq!(audited.len(), 3, "enabled, disabled, enabled");
+    assert!(
+        gw.audit("admin.change")
+            .await
+            .iter()
+            .any(|e| e.detail.as_deref() == Some("two-factor of user bob reset"))
+    );
+    gw.stop().await;
+}

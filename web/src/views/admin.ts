@@ -286,6 +286,10 @@ function userForm(u: User | null, groups: Group[], done: () => void): HTMLElemen
     groups.length ? h('fieldset', null, h('legend', null, 'Groups'), groups.map((g, i) => field(g.name, gboxes[i]))) : null,
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'btn btn-primary' }, u ? 'Save' : 'Create user'),
+      u?.totp_enabled ? h('button', { type: 'button', class: 'btn', id: 'user-reset-totp', onclick: async () => {
+        if (confirm(`Turn off two-factor authentication of ${u.username} (a lost authenticator)?`)
+          && await guarded(() => api.resetTotp(u.id), 'Two-factor authentication reset.')) done();
+      } }, 'Reset two-factor') : null,
       u ? h('button', { type: 'button', class: 'btn btn-danger', onclick: async () => {
         if (confirm(`Delete the user ${u.username}?`) && await guarded(() => api.deleteUser(u.id), 'User deleted.')) done();
       } }, 'Delete') : null,
