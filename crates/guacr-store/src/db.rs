@@ -9,16 +9,30 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::{Backend, Error};
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "web sessions",
+        include_str!("../migrations/sqlite/0002_web_sessions.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "web sessions",
+        include_str!("../migrations/postgres/0002_web_sessions.sql"),
+    ),
+];
 
 /// The migrator of a backend (the SQL files are compiled in).
 pub(crate) fn migrator(backend: Backend) -> Migrator {

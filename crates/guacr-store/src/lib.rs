@@ -192,6 +192,19 @@ pub enum LoginOutcome {
     Disabled,
 }
 
+/// A web login session as stored (shared by every instance on the database).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSessionRecord {
+    /// SHA-256 of the cookie's random id (hex): the id itself is never stored.
+    pub id_hash: String,
+    pub user_id: UserId,
+    pub csrf: String,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    /// Unix milliseconds (updated at most about once a minute).
+    pub last_seen_ms: i64,
+}
+
 /// A TOTP enrolment in progress (see [`Store::totp_begin`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotpEnrolment {
@@ -659,6 +672,37 @@ impl Store {
     /// system); TOTP is required at login from now on. Needs the key.
     pub async fn totp_set_secret(&self, id: UserId, secret_base32: &str) -> Result<()> {
         self.inner.totp_set_secret(id, secret_base32).await
+    }
+
+    /// Stores a new web login session.
+    pub async fn web_session_put(&self, s: &WebSessionRecord) -> Result<()> {
+        self.inner.web_session_put(s).await
+    }
+
+    /// A web login session by the hash of its id.
+    pub async fn web_session_get(&self, id_hash: &str) -> Result<Option<WebSessionRecord>> {
+        self.inner.web_session_get(id_hash).await
+    }
+
+    /// Moves a session's last activity forward (never back).
+    pub async fn web_session_touch(&self, id_hash: &str, last_seen_ms: i64) -> Result<()> {
+        self.inner.web_session_touch(id_hash, last_seen_ms).await
+    }
+
+    /// Ends a web login session (logout).
+    pub async fn web_session_delete(&self, id_hash: &str) -> Result<()> {
+        self.inner.web_session_delete(id_hash).await
+    }
+
+    /// Deletes sessions created before, or idle since, the given times; returns how many.
+    pub async fn web_sessions_prune(
+        &self,
+        created_before_ms: i64,
+        seen_before_ms: i64,
+    ) -> Result<u64> {
+        self.inner
+            .web_sessions_prune(created_before_ms, seen_before_ms)
+            .await
     }
 
     /// Removes TOTP from a user.

@@ -14,7 +14,8 @@ use crate::{
     AuditEvent, AuditId, AuditQuery, Backend, Connection, ConnectionId, ConnectionSummary,
     DEFAULT_ADMIN, Error, Group, GroupId, ImportReport, LegacyHash, LoginOutcome, NewAuditEvent,
     NewConnection, NewUser, Permissions, Result, SECRET_PLACEHOLDER, SecretKey, SecretPredicate,
-    StoreOptions, TotpEnrolment, User, UserId, UserUpdate, crypto, db, password, totp,
+    StoreOptions, TotpEnrolment, User, UserId, UserUpdate, WebSessionRecord, crypto, db, password,
+    totp,
 };
 
 const USER_COLS: &str = "id, username, display_name, admin, disabled, must_change_password, \
@@ -415,6 +416,7 @@ impl Inner {
         for sql in [
             "DELETE FROM group_members WHERE user_id = $1",
             "DELETE FROM connection_user_perms WHERE user_id = $1",
+            "DELETE FROM web_sessions WHERE user_id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
@@ -705,6 +707,74 @@ impl Inner {
             return Err(Error::NotFound(format!("user {id}")));
         }
         Ok(())
+    }
+
+    // ----- web sessions -----
+
+    pub(crate) async fn web_session_put(&self, s: &WebSessionRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO web_sessions (id_hash, user_id, csrf, created, last_seen) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.id_hash)
+        .bind(s.user_id)
+        .bind(&s.csrf)
+        .bind(s.created_ms)
+        .bind(s.last_seen_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn web_session_get(&self, id_hash: &str) -> Result<Option<WebSessionRecord>> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, csrf, created, last_seen FROM web_sessions WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(WebSessionRecord {
+                id_hash: r.try_get("id_hash")?,
+                user_id: r.try_get("user_id")?,
+                csrf: r.try_get("csrf")?,
+                created_ms: r.try_get("created")?,
+                last_seen_ms: r.try_get("last_seen")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) async fn web_session_touch(&self, id_hash: &str, last_seen_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE web_sessions SET last_seen = $1 WHERE id_hash = $2 AND last_seen < $1")
+            .bind(last_seen_ms)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn web_session_delete(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn web_sessions_prune(
+        &self,
+        created_before_ms: i64,
+        seen_before_ms: i64,
+    ) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM web_sessions WHERE created < $1 OR last_seen < $2")
+                .bind(created_before_ms)
+                .bind(seen_before_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     // ----- groups -----

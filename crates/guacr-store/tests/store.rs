@@ -945,7 +945,7 @@ async fn migrations_are_idempotent_and_data_survives_reopen() {
             .fetch_all(&mut db)
             .await
             .unwrap();
-        assert_eq!(applied.len(), 1);
+        assert_eq!(applied.len(), 2, "0001 init, 0002 web sessions");
         s.close().await;
     })
     .await;
@@ -1079,4 +1079,49 @@ async fn lockout_disabled_and_memory_database() {
         matches!(e, Error::Invalid(_)) && !e.to_string().contains("topsecret"),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn web_sessions_round_trip_touch_prune_and_go_with_their_user() {
+    each_backend("web_sessions", |url| async move {
+        let s = open(&url).await;
+        let alice = s.create_user(&new_user("alice", "pw-alice")).await.unwrap();
+        let rec = |id: &str, created: i64| WebSessionRecord {
+            id_hash: id.into(),
+            user_id: alice.id,
+            csrf: format!("csrf-{id}"),
+            created_ms: created,
+            last_seen_ms: created,
+        };
+        let day = 86_400_000i64;
+        let now = 1_800_000_000_000i64;
+        s.web_session_put(&rec("a", now)).await.unwrap();
+        s.web_session_put(&rec("old", now - 2 * day)).await.unwrap();
+        assert_eq!(s.web_session_get("a").await.unwrap(), Some(rec("a", now)));
+        assert_eq!(s.web_session_get("nope").await.unwrap(), None);
+        // The same id twice is a conflict, not an overwrite.
+        assert!(s.web_session_put(&rec("a", now + 1)).await.is_err());
+        // Touching moves last_seen forward only.
+        s.web_session_touch("a", now + 60_000).await.unwrap();
+        s.web_session_touch("a", now + 1_000).await.unwrap();
+        assert_eq!(
+            s.web_session_get("a")
+                .await
+                .unwrap()
+                .map(|r| r.last_seen_ms),
+            Some(now + 60_000)
+        );
+        // Pruning removes what is too old or idle for too long.
+        let removed = s.web_sessions_prune(now - day, now - day).await.unwrap();
+        assert_eq!(removed, 1);
+        assert!(s.web_session_get("old").await.unwrap().is_none());
+        assert!(s.web_session_get("a").await.unwrap().is_some());
+        // Logout deletes; deleting the user deletes its sessions.
+        s.web_session_delete("a").await.unwrap();
+        assert!(s.web_session_get("a").await.unwrap().is_none());
+        s.web_session_put(&rec("b", now)).await.unwrap();
+        assert!(s.delete_user(alice.id).await.unwrap());
+        assert!(s.web_session_get("b").await.unwrap().is_none());
+    })
+    .await;
 }

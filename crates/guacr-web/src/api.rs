@@ -14,7 +14,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::directory::{AuditQuery, Connection, DirError, Group, LoginError, Permissions, User};
+use crate::directory::{
+    AuditQuery, Connection, DirError, Group, LoginError, Permissions, StoredSession, User,
+};
 use crate::{App, AuditEvent, lock};
 
 pub const COOKIE: &str = "guacr_session";
@@ -22,20 +24,112 @@ pub const COOKIE: &str = "guacr_session";
 pub const MASK: &str = "********";
 
 /// A login session (server side; the cookie holds only its random id).
+/// With a directory that keeps sessions, this is a cached copy of the
+/// stored one, checked again every `session_revalidate`.
 #[derive(Debug, Clone)]
 pub struct WebSession {
     pub user_id: String,
-    pub username: String,
     pub csrf: String,
-    pub created: Instant,
-    pub last_seen: Instant,
+    /// Unix milliseconds (wall clock: shared with other instances).
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    /// `last_seen_ms` as last written to the directory.
+    stored_seen_ms: i64,
+    /// When the directory last confirmed the session.
+    checked: Instant,
 }
 
 impl WebSession {
-    pub fn expired(&self, now: Instant, opts: &crate::WebOptions) -> bool {
-        now.duration_since(self.last_seen) > opts.session_idle
-            || now.duration_since(self.created) > opts.session_absolute
+    pub fn expired(&self, now_ms: i64, opts: &crate::WebOptions) -> bool {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(self.last_seen_ms) > ms(opts.session_idle)
+            || now_ms.saturating_sub(self.created_ms) > ms(opts.session_absolute)
     }
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// How a session id is kept in the directory (never the id itself).
+fn session_hash(id: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Last activity is written to the directory at most this often.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// The session of cookie `sid`: the cached copy while it is fresh, else the
+/// directory's (which another instance may have created or ended).
+async fn session_of(app: &App, sid: &str) -> Option<WebSession> {
+    let now = Instant::now();
+    let now_ms = unix_ms();
+    let keeps = app.dir.keeps_sessions();
+    let cached = {
+        let mut sessions = lock(&app.sessions);
+        match sessions.get_mut(sid) {
+            Some(s) if s.expired(now_ms, &app.opts) => {
+                sessions.remove(sid);
+                None
+            }
+            Some(s) if !keeps || now.duration_since(s.checked) < app.opts.session_revalidate => {
+                s.last_seen_ms = now_ms;
+                Some(s.clone())
+            }
+            _ => None,
+        }
+    };
+    let mut s = match cached {
+        Some(s) => s,
+        None if !keeps => return None,
+        None => {
+            let stored = match app.dir.session_load(&session_hash(sid)).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("loading a login session failed: {e}");
+                    None
+                }
+            };
+            let Some(st) = stored else {
+                lock(&app.sessions).remove(sid);
+                return None;
+            };
+            let mut s = WebSession {
+                user_id: st.user_id,
+                csrf: st.csrf,
+                created_ms: st.created_ms,
+                last_seen_ms: st.last_seen_ms,
+                stored_seen_ms: st.last_seen_ms,
+                checked: now,
+            };
+            if s.expired(now_ms, &app.opts) {
+                lock(&app.sessions).remove(sid);
+                let _ = app.dir.session_delete(&session_hash(sid)).await;
+                return None;
+            }
+            s.last_seen_ms = now_ms;
+            lock(&app.sessions).insert(sid.to_owned(), s.clone());
+            s
+        }
+    };
+    if keeps && now_ms - s.stored_seen_ms >= TOUCH_EVERY_MS {
+        if let Err(e) = app.dir.session_touch(&session_hash(sid), now_ms).await {
+            tracing::warn!("recording login session activity failed: {e}");
+        }
+        s.stored_seen_ms = now_ms;
+        if let Some(c) = lock(&app.sessions).get_mut(sid) {
+            c.stored_seen_ms = now_ms;
+        }
+    }
+    Some(s)
 }
 
 /// Login attempt windows per address and per user name.
@@ -130,17 +224,7 @@ pub struct Authed {
 /// The logged-in user, if any (no CSRF check: for reads and tunnels).
 pub async fn current_user(app: &App, headers: &HeaderMap) -> Option<Authed> {
     let sid = cookie_value(headers, COOKIE)?;
-    let s = {
-        let mut sessions = lock(&app.sessions);
-        let now = Instant::now();
-        let s = sessions.get_mut(sid)?;
-        if s.expired(now, &app.opts) {
-            sessions.remove(sid);
-            return None;
-        }
-        s.last_seen = now;
-        s.clone()
-    };
+    let s = session_of(app, sid).await?;
     let user = app.dir.user(&s.user_id).await.ok()??;
     if user.disabled {
         return None;
@@ -321,21 +405,42 @@ async fn providers(State(app): State<Arc<App>>) -> Response {
     Json(json!({"password": true, "oidc": oidc})).into_response()
 }
 
-/// Creates a login session for `user` and returns the Set-Cookie value and CSRF token.
-pub fn open_session(app: &App, user: &User) -> (String, String) {
+/// Creates a login session for `user` (kept in the directory too when it
+/// keeps sessions) and returns the Set-Cookie value and CSRF token.
+pub async fn open_session(app: &App, user: &User) -> (String, String) {
     let id = crate::random_token();
     let csrf = crate::random_token();
-    let now = Instant::now();
-    lock(&app.sessions).insert(
-        id.clone(),
-        WebSession {
-            user_id: user.id.clone(),
-            username: user.username.clone(),
+    let now_ms = unix_ms();
+    let s = WebSession {
+        user_id: user.id.clone(),
+        csrf: csrf.clone(),
+        created_ms: now_ms,
+        last_seen_ms: now_ms,
+        stored_seen_ms: now_ms,
+        checked: Instant::now(),
+    };
+    if app.dir.keeps_sessions() {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let _ = app
+            .dir
+            .sessions_prune(
+                now_ms.saturating_sub(ms(app.opts.session_absolute)),
+                now_ms.saturating_sub(ms(app.opts.session_idle)),
+            )
+            .await;
+        let stored = StoredSession {
+            id_hash: session_hash(&id),
+            user_id: s.user_id.clone(),
             csrf: csrf.clone(),
-            created: now,
-            last_seen: now,
-        },
-    );
+            created_ms: now_ms,
+            last_seen_ms: now_ms,
+        };
+        if let Err(e) = app.dir.session_save(&stored).await {
+            // The login still works on this instance.
+            tracing::error!("storing a login session failed: {e}");
+        }
+    }
+    lock(&app.sessions).insert(id.clone(), s);
     (
         session_cookie(app, &id, app.opts.session_absolute.as_secs()),
         csrf,
@@ -392,7 +497,7 @@ async fn login(
         .await
     {
         Ok(user) => {
-            let (cookie, csrf) = open_session(&app, &user);
+            let (cookie, csrf) = open_session(&app, &user).await;
             ev.kind = "login.success".into();
             app.audit(ev).await;
             let mut res = Json(json!({"user": user_json(&user), "csrf": csrf})).into_response();
@@ -458,6 +563,9 @@ async fn logout(
         Err(r) => return r,
     };
     lock(&app.sessions).remove(&a.session_id);
+    if let Err(e) = app.dir.session_delete(&session_hash(&a.session_id)).await {
+        tracing::error!("ending a stored login session failed: {e}");
+    }
     let mut res = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&app, "", 0)) {
         res.headers_mut().insert(header::SET_COOKIE, v);

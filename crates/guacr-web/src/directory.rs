@@ -155,6 +155,20 @@ pub struct TotpEnrolment {
     pub uri: String,
 }
 
+/// A login session as the directory keeps it, so that every instance on
+/// the same database knows it and a restart keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// SHA-256 (hex) of the cookie's random id; the id itself is not stored.
+    pub id_hash: String,
+    pub user_id: String,
+    pub csrf: String,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    /// Unix milliseconds.
+    pub last_seen_ms: i64,
+}
+
 fn no_totp<T>() -> DirResult<T> {
     Err(DirError::Invalid(
         "Two-factor authentication is not available with this directory.".into(),
@@ -202,6 +216,34 @@ pub trait Directory: Send + Sync + 'static {
     async fn totp_disable(&self, user_id: &str) -> DirResult<()> {
         let _ = user_id;
         no_totp()
+    }
+
+    /// Whether login sessions are kept here (shared by instances, kept over
+    /// restarts). If not, they live in this process only.
+    fn keeps_sessions(&self) -> bool {
+        false
+    }
+    async fn session_save(&self, s: &StoredSession) -> DirResult<()> {
+        let _ = s;
+        Ok(())
+    }
+    async fn session_load(&self, id_hash: &str) -> DirResult<Option<StoredSession>> {
+        let _ = id_hash;
+        Ok(None)
+    }
+    /// Moves a session's last activity forward.
+    async fn session_touch(&self, id_hash: &str, last_seen_ms: i64) -> DirResult<()> {
+        let _ = (id_hash, last_seen_ms);
+        Ok(())
+    }
+    async fn session_delete(&self, id_hash: &str) -> DirResult<()> {
+        let _ = id_hash;
+        Ok(())
+    }
+    /// Deletes sessions created before, or idle since, the given times.
+    async fn sessions_prune(&self, created_before_ms: i64, seen_before_ms: i64) -> DirResult<()> {
+        let _ = (created_before_ms, seen_before_ms);
+        Ok(())
     }
 
     /// Connections `user` may use (admins: all).

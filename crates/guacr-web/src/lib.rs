@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -55,6 +55,9 @@ pub struct WebOptions {
     pub session_idle: Duration,
     /// …and after this long in any case.
     pub session_absolute: Duration,
+    /// How long an instance trusts its cached copy of a login session
+    /// before checking the directory again (see `Directory::keeps_sessions`).
+    pub session_revalidate: Duration,
     /// Login attempts per minute from one address (429 beyond).
     pub login_per_ip_per_minute: u32,
     /// Failed logins per minute for one user name (429 beyond).
@@ -125,6 +128,7 @@ impl Default for WebOptions {
             token_secret: None,
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
+            session_revalidate: Duration::from_secs(30),
             login_per_ip_per_minute: 30,
             login_per_user_per_minute: 10,
             max_message_bytes: 1 << 20,
@@ -234,8 +238,8 @@ impl App {
 
     /// Drops expired login sessions, share links and OIDC states.
     fn sweep(&self) {
-        let now = Instant::now();
-        lock(&self.sessions).retain(|_, s| !s.expired(now, &self.opts));
+        let now_ms = api::unix_ms();
+        lock(&self.sessions).retain(|_, s| !s.expired(now_ms, &self.opts));
         let wall = std::time::SystemTime::now();
         lock(&self.shares).retain(|_, s| s.expires > wall);
         lock(&self.oidc_pending).retain(|_, p| p.created.elapsed() < Duration::from_secs(600));

@@ -236,7 +236,7 @@ async fn callback(
                     return login_error("Internal error.");
                 }
             };
-            let (cookie, _csrf) = crate::api::open_session(&app, &user);
+            let (cookie, _csrf) = crate::api::open_session(&app, &user).await;
             ev.kind = "login.success".into();
             ev.username = user.username.clone();
             ev.detail = format!("oidc {id}");

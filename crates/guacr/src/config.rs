@@ -76,6 +76,10 @@ pub struct WebSection {
     pub session_idle_minutes: u64,
     /// Hours after which a login session ends in any case.
     pub session_max_hours: u64,
+    /// Seconds an instance trusts its copy of a login session before it
+    /// checks the database again (a logout on another instance takes
+    /// effect within this time).
+    pub session_revalidate_seconds: u64,
     /// Login attempts per minute from one address; more get 429.
     pub login_per_ip_per_minute: u32,
     /// Failed logins per minute for one user name; more get 429.
@@ -168,6 +172,7 @@ impl Default for WebSection {
             token_secret_file: None,
             session_idle_minutes: 30,
             session_max_hours: 12,
+            session_revalidate_seconds: 30,
             login_per_ip_per_minute: 30,
             login_per_user_per_minute: 10,
             max_message_bytes: 1 << 20,

@@ -158,6 +158,7 @@ pub fn options(cfg: &Config) -> anyhow::Result<WebOptions> {
         token_secret: token_secret(cfg)?,
         session_idle: Duration::from_secs(w.session_idle_minutes.max(1) * 60),
         session_absolute: Duration::from_secs(w.session_max_hours.max(1) * 3600),
+        session_revalidate: Duration::from_secs(w.session_revalidate_seconds),
         login_per_ip_per_minute: w.login_per_ip_per_minute,
         login_per_user_per_minute: w.login_per_user_per_minute,
         max_message_bytes: w.max_message_bytes,
@@ -370,6 +371,57 @@ impl guacr_web::Directory for StoreDirectory {
             Ok(false) => Err(LoginError::InvalidCredentials),
             Err(e) => Err(LoginError::Internal(e.to_string())),
         }
+    }
+
+    fn keeps_sessions(&self) -> bool {
+        true
+    }
+
+    async fn session_save(&self, s: &wd::StoredSession) -> DirResult<()> {
+        self.0
+            .web_session_put(&guacr_store::WebSessionRecord {
+                id_hash: s.id_hash.clone(),
+                user_id: id_of(&s.user_id)?,
+                csrf: s.csrf.clone(),
+                created_ms: s.created_ms,
+                last_seen_ms: s.last_seen_ms,
+            })
+            .await
+            .map_err(internal)
+    }
+
+    async fn session_load(&self, id_hash: &str) -> DirResult<Option<wd::StoredSession>> {
+        Ok(self
+            .0
+            .web_session_get(id_hash)
+            .await
+            .map_err(internal)?
+            .map(|r| wd::StoredSession {
+                id_hash: r.id_hash,
+                user_id: r.user_id.to_string(),
+                csrf: r.csrf,
+                created_ms: r.created_ms,
+                last_seen_ms: r.last_seen_ms,
+            }))
+    }
+
+    async fn session_touch(&self, id_hash: &str, last_seen_ms: i64) -> DirResult<()> {
+        self.0
+            .web_session_touch(id_hash, last_seen_ms)
+            .await
+            .map_err(internal)
+    }
+
+    async fn session_delete(&self, id_hash: &str) -> DirResult<()> {
+        self.0.web_session_delete(id_hash).await.map_err(internal)
+    }
+
+    async fn sessions_prune(&self, created_before_ms: i64, seen_before_ms: i64) -> DirResult<()> {
+        self.0
+            .web_sessions_prune(created_before_ms, seen_before_ms)
+            .await
+            .map(|_| ())
+            .map_err(internal)
     }
 
     async fn verify_password(&self, user_id: &str, password: &str) -> DirResult<bool> {

@@ -1628,3 +1628,77 @@ async fn totp_enrolment_login_disable_and_admin_reset_over_the_api() {
     );
     gw.stop().await;
 }
+
+/// Another web front end on the same daemon and database (a second
+/// instance of a fleet, or the same one after a restart).
+async fn another_instance(gw: &Gw) -> (String, tokio::sync::watch::Sender<bool>) {
+    let mut cfg = guacr::Config::default();
+    cfg.web.bind = "127.0.0.1:0".into();
+    cfg.web.assets = None;
+    cfg.web.token_secret = Some("test-token-secret".into());
+    cfg.web.session_revalidate_seconds = 0;
+    let web = guacr::web::bind(&cfg, gw.d.state.clone(), gw.store.clone())
+        .await
+        .expect("web bind");
+    let base = format!("http://{}", web.local_addr().unwrap());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(web.run(rx));
+    (base, stop)
+}
+
+/// Login sessions live in the database: another instance on it accepts the
+/// cookie, a restart keeps the login, and a logout on one instance ends it
+/// everywhere. The database holds the SHA-256 of the cookie, not the cookie.
+#[tokio::test]
+async fn login_sessions_are_shared_by_instances_and_survive_a_restart() {
+    let gw = gateway(|c| c.web.session_revalidate_seconds = 0).await;
+    let (b_base, b_stop) = another_instance(&gw).await;
+    let alice = Browser::logged_in(&gw, "alice", ALICE_PW).await;
+    let cookie = alice.cookie.clone().unwrap();
+    let on = |base: &str| Browser {
+        http: reqwest::Client::new(),
+        base: base.to_owned(),
+        cookie: alice.cookie.clone(),
+        csrf: alice.csrf.clone(),
+    };
+    let b = on(&b_base);
+    let (status, me) = b.get_json("/api/me").await;
+    assert_eq!(status, 200, "the second instance knows the login");
+    assert_eq!(me["user"]["username"], "alice");
+    assert_eq!(me["csrf"].as_str(), alice.csrf.as_deref());
+    assert_eq!(b.get_json("/api/connections").await.0, 200);
+
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(cookie.as_bytes())
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    assert!(gw.store.web_session_get(&hash).await.unwrap().is_some());
+    assert!(
+        gw.store.web_session_get(&cookie).await.unwrap().is_none(),
+        "the cookie itself is not stored"
+    );
+
+    // The first instance goes away; a new one (a restart) keeps the login.
+    let _ = gw.stop.send(true);
+    let (c_base, c_stop) = another_instance(&gw).await;
+    let c = on(&c_base);
+    assert_eq!(
+        c.get_json("/api/me").await.0,
+        200,
+        "a restart keeps the login"
+    );
+
+    // Logging out on one instance ends the login on the others.
+    let res = b
+        .req(reqwest::Method::POST, "/api/logout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(c.get_json("/api/me").await.0, 401);
+    assert!(gw.store.web_session_get(&hash).await.unwrap().is_none());
+    let _ = b_stop.send(true);
+    let _ = c_stop.send(true);
+    gw.stop().await;
+}
