@@ -10,10 +10,7 @@ use guacr_video::Frame;
 use guacr_video::convert::I420Buffer;
 use guacr_video::synth::text_screen;
 use openh264::decoder::{DecodedYUV, Decoder};
-use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
-    QpRange, RateControlMode, SpsPpsStrategy, UsageType,
-};
+use openh264::encoder::{Complexity, Encoder, EncoderConfig, FrameType, QpRange, RateControlMode};
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 
@@ -73,23 +70,11 @@ fn run(name: &str, cfg: EncoderConfig, frames: &[Vec<u32>]) {
 }
 
 fn config(rc: RateControlMode, bps: u32, qp: (u8, u8), cx: Complexity) -> EncoderConfig {
-    // As guacr-video's backend, with the rate control, QP range and complexity varied.
-    EncoderConfig::new()
-        .usage_type(UsageType::ScreenContentRealTime)
-        .profile(Profile::Baseline)
+    // guacr-video's configuration, with the rate control, QP range and complexity varied.
+    guacr_video::openh264::screen_config(bps, 30.0)
         .rate_control_mode(rc)
-        .bitrate(BitRate::from_bps(bps))
-        .max_frame_rate(FrameRate::from_hz(30.0))
-        .skip_frames(true)
-        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
-        .scene_change_detect(true)
-        .long_term_reference(false)
-        .background_detection(false)
-        .adaptive_quantization(false)
         .complexity(cx)
         .qp(QpRange::new(qp.0, qp.1))
-        .sps_pps_strategy(SpsPpsStrategy::ConstantId)
-        .num_threads(1)
 }
 
 fn main() {

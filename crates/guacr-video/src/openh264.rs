@@ -96,25 +96,7 @@ impl OpenH264Encoder {
     }
 
     fn config(&self) -> EncoderConfig {
-        EncoderConfig::new()
-            .usage_type(UsageType::ScreenContentRealTime)
-            .profile(Profile::Baseline)
-            .rate_control_mode(RateControlMode::Bitrate)
-            .bitrate(BitRate::from_bps(self.bitrate))
-            .max_frame_rate(FrameRate::from_hz(self.max_fps))
-            .skip_frames(true)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
-            // openh264 forces scene-change detection on for screen content.
-            .scene_change_detect(true)
-            // LTR under screen content needs a lossless link (openh264
-            // turns it off otherwise), so a scene change is coded as an IDR.
-            .long_term_reference(false)
-            .background_detection(false)
-            .adaptive_quantization(false)
-            .complexity(Complexity::Low)
-            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
-            .vui(VuiConfig::bt709())
-            .num_threads(1)
+        screen_config(self.bitrate, self.max_fps)
     }
 
     fn apply_bitrate(&mut self) -> Result<(), VideoError> {
@@ -144,6 +126,31 @@ impl OpenH264Encoder {
         }
         Ok(())
     }
+}
+
+/// The encoder configuration of this backend (see the module
+/// documentation) at `bitrate` bit/s and `max_fps`; public so that tools
+/// can vary one setting of it (`examples/qp_probe.rs`).
+pub fn screen_config(bitrate: u32, max_fps: f32) -> EncoderConfig {
+    EncoderConfig::new()
+        .usage_type(UsageType::ScreenContentRealTime)
+        .profile(Profile::Baseline)
+        .rate_control_mode(RateControlMode::Bitrate)
+        .bitrate(BitRate::from_bps(bitrate))
+        .max_frame_rate(FrameRate::from_hz(max_fps))
+        .skip_frames(true)
+        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+        // openh264 forces scene-change detection on for screen content.
+        .scene_change_detect(true)
+        // LTR under screen content needs a lossless link (openh264
+        // turns it off otherwise), so a scene change is coded as an IDR.
+        .long_term_reference(false)
+        .background_detection(false)
+        .adaptive_quantization(false)
+        .complexity(Complexity::Low)
+        .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+        .vui(VuiConfig::bt709())
+        .num_threads(1)
 }
 
 impl VideoEncoder for OpenH264Encoder {

@@ -33,10 +33,25 @@ async fn audit(app: &App, kind: &str, a: &Authed, addr: SocketAddr, detail: Stri
     app.audit(ev).await;
 }
 
-/// Checks the caller's password (401 `invalid_credentials` if wrong).
-async fn password_ok(app: &App, a: &Authed, password: &str) -> Result<(), Response> {
-    match app.dir.verify_password(&a.user.id, password).await {
-        Ok(true) => Ok(()),
+/// Authenticates the request and checks the password in its body (401
+/// `invalid_credentials` if wrong): sensitive changes need it again.
+async fn authed_with_password(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    body: Result<Json<PasswordOnly>, axum::extract::rejection::JsonRejection>,
+) -> Result<Authed, Response> {
+    let a = authed(app, method, headers, addr).await?;
+    let Ok(Json(b)) = body else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "Expected {\"password\"}.",
+        ));
+    };
+    match app.dir.verify_password(&a.user.id, &b.password).await {
+        Ok(true) => Ok(a),
         Ok(false) => Err(error(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -65,20 +80,10 @@ pub(crate) async fn begin(
     headers: HeaderMap,
     body: Result<Json<PasswordOnly>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let a = match authed(&app, &method, &headers, addr).await {
+    let a = match authed_with_password(&app, &method, &headers, addr, body).await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Ok(Json(b)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "Expected {\"password\"}.",
-        );
-    };
-    if let Err(r) = password_ok(&app, &a, &b.password).await {
-        return r;
-    }
     match app.dir.totp_begin(&a.user.id).await {
         Ok(e) => Json(json!({
             "secret": e.secret,
@@ -128,20 +133,10 @@ pub(crate) async fn disable(
     headers: HeaderMap,
     body: Result<Json<PasswordOnly>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let a = match authed(&app, &method, &headers, addr).await {
+    let a = match authed_with_password(&app, &method, &headers, addr, body).await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Ok(Json(b)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "Expected {\"password\"}.",
-        );
-    };
-    if let Err(r) = password_ok(&app, &a, &b.password).await {
-        return r;
-    }
     match app.dir.totp_disable(&a.user.id).await {
         Ok(()) => {
             audit(&app, "account.totp", &a, addr, "two-factor disabled".into()).await;

@@ -415,6 +415,27 @@ async fn open(gw: &Gw, auth: &(String, String), connect: &str, video: bool) -> (
     (start_browser(o, &answer), a.body)
 }
 
+/// Logs in and opens connection `id` (with `query`, e.g. the size) over
+/// WebRTC with video, which the answer must carry; returns the client once
+/// its display has a size, the browser's side and the JSON answer.
+async fn open_video(
+    gw: &Gw,
+    id: i64,
+    query: &str,
+) -> (
+    GuacClient<guacr_web::stream::TunnelStream>,
+    BrowserSide,
+    Value,
+) {
+    let auth = gw.login().await;
+    let (mut b, answer) = open(gw, &auth, &format!("connection={id}&{query}"), true).await;
+    assert_eq!(answer["video"], json!(true), "answer: {answer}");
+    b.tunnel_uuid().await;
+    let (mut c, side) = b.client();
+    c.wait_for(T, |d, _| d.width() > 0).await.unwrap();
+    (c, side, answer)
+}
+
 // ------------------------------------------------------------------ H.264
 
 /// Decodes the video until a picture differs from `before` in at least 200
@@ -561,24 +582,18 @@ async fn ssh_over_the_data_channel_with_ping_echo() {
 async fn vnc_with_h264_video_replaces_img_on_layer_0() {
     let gw = gateway(|_| {}).await;
     let id = gw.vnc_connection().await;
-    let auth = gw.login().await;
-    let (mut b, answer) = open(
+    let (mut c, mut side, answer) = open_video(
         &gw,
-        &auth,
-        &format!("connection={id}&width=1024&height=768&image=image/png&image=image/jpeg"),
-        true,
+        id,
+        "width=1024&height=768&image=image/png&image=image/jpeg",
     )
     .await;
-    assert_eq!(answer["video"], json!(true), "answer: {answer}");
     let sdp = answer["answer"].as_str().unwrap();
     assert_eq!(
         guacr_webrtc::sdp::tias(sdp),
         Some(4_000_000),
         "b=TIAS in {sdp}"
     );
-    b.tunnel_uuid().await;
-    let (mut c, mut side) = b.client();
-    c.wait_for(T, |d, _| d.width() > 0).await.unwrap();
     let (w, h) = (c.display().width() as usize, c.display().height() as usize);
 
     // The first access unit is a Constrained Baseline keyframe: SPS+PPS+IDR.
@@ -708,18 +723,7 @@ async fn vnc_without_video_draws_with_img_on_the_data_channel() {
 async fn pli_flood_gets_at_most_two_keyframes_per_second() {
     let gw = gateway(|_| {}).await;
     let id = gw.vnc_connection().await;
-    let auth = gw.login().await;
-    let (mut b, answer) = open(
-        &gw,
-        &auth,
-        &format!("connection={id}&width=1024&height=768&image=image/png"),
-        true,
-    )
-    .await;
-    assert_eq!(answer["video"], json!(true));
-    b.tunnel_uuid().await;
-    let (mut c, mut side) = b.client();
-    c.wait_for(T, |d, _| d.width() > 0).await.unwrap();
+    let (mut c, mut side, _) = open_video(&gw, id, "width=1024&height=768&image=image/png").await;
     let (_, first) = tokio::time::timeout(T, side.frames.recv())
         .await
         .expect("first frame")
@@ -1019,18 +1023,7 @@ async fn video_beyond_h264_limits_falls_back_to_a_full_img_repaint() {
             &[("hostname", host.as_str()), ("port", port.as_str())],
         )
         .await;
-    let auth = gw.login().await;
-    let (mut b, answer) = open(
-        &gw,
-        &auth,
-        &format!("connection={id}&width=1920&height=1080&image=image/png"),
-        true,
-    )
-    .await;
-    assert_eq!(answer["video"], json!(true), "answer: {answer}");
-    b.tunnel_uuid().await;
-    let (mut c, mut side) = b.client();
-    c.wait_for(T, |d, _| d.width() > 0).await.unwrap();
+    let (mut c, mut side, _) = open_video(&gw, id, "width=1920&height=1080&image=image/png").await;
     tokio::time::timeout(T, side.frames.recv())
         .await
         .expect("an H.264 frame within 20 s")
@@ -1148,18 +1141,7 @@ async fn rdp_with_h264_video_encodes_no_images() {
             ],
         )
         .await;
-    let auth = gw.login().await;
-    let (mut b, answer) = open(
-        &gw,
-        &auth,
-        &format!("connection={id}&width=1024&height=768&image=image/png"),
-        true,
-    )
-    .await;
-    assert_eq!(answer["video"], json!(true), "answer: {answer}");
-    b.tunnel_uuid().await;
-    let (mut c, mut side) = b.client();
-    c.wait_for(T, |d, _| d.width() > 0).await.unwrap();
+    let (mut c, mut side, _) = open_video(&gw, id, "width=1024&height=768&image=image/png").await;
     let (w, h) = (c.display().width() as usize, c.display().height() as usize);
     let mut dec = openh264::decoder::Decoder::new().unwrap();
     let until = Instant::now() + T;
