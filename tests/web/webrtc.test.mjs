@@ -6,7 +6,11 @@
 // Run: scripts/web-test.sh (both databases), or node --test tests/web/webrtc.test.mjs with
 // guacr and web/dist built and the peers started.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   ApiClient, colours, diff, Guacr, launchBrowser, loginUi, newPage, peers, selectAllText,
@@ -284,6 +288,58 @@ describe('guacr web client over WebRTC', () => {
     await p.getByRole('button', { name: 'Open menu' }).click();
     assert.equal(await p.locator('#video-enabled').isChecked(), false, 'the menu shows video off (from ?video=0)');
     await p.locator('#disconnect').click();
+  });
+
+  it('many-colour screen content arrives as lossless WebP and the canvas shows it exactly', async () => {
+    // A 320x200 picture with ~64,000 colours (gradients + noise) in a window
+    // on the x11vnc desktop (xwud shows an XWD file we write).
+    const [w, h, x0, y0] = [320, 200, 500, 300];
+    const pixels = Buffer.alloc(w * h * 4);
+    let seed = 7;
+    for (let i = 0; i < w * h; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const [x, y] = [i % w, Math.floor(i / w)];
+      pixels.writeUInt32LE(((x * 255 / w) << 16) | ((y * 255 / h) << 8) | (seed >>> 24), i * 4);
+    }
+    const name = Buffer.from('guacr-webp\0');
+    const header = Buffer.alloc(100);
+    [100 + name.length, 7, 2, 24, w, h, 0, 0, 32, 0, 32, 32, w * 4, 4, 0xff0000, 0xff00, 0xff, 8, 0, 0, w, h, 0, 0, 0]
+      .forEach((v, i) => header.writeUInt32BE(v, i * 4));
+    const file = path.join(os.tmpdir(), `guacr-webp-${process.pid}.xwd`);
+    fs.writeFileSync(file, Buffer.concat([header, name, pixels]));
+    const viewer = spawn('xwud', ['-in', file, '-geometry', `+${x0}+${y0}`], {
+      env: { ...process.env, DISPLAY: env.GUACR_TEST_VNC_X11VNC_DISPLAY }, stdio: 'ignore',
+    });
+    try {
+      const p = await page('vnc-webp');
+      const images = [];
+      p.on('websocket', (ws) => ws.on('framereceived', (f) => {
+        for (const m of String(f.payload).matchAll(/3\.img,[^;]*?,(\d+)\.(image\/[a-z]+),/g)) images.push(m[2]);
+      }));
+      await p.goto(`${g.base}/#/client/${encodeURIComponent(vnc.id)}?transport=websocket&video=0`);
+      await waitConnected(p, 30000);
+      // JPEG first while it changes, then the exact pixels (refinement).
+      const want = [];
+      for (let i = 0; i < w * h; i++) {
+        const v = pixels.readUInt32LE(i * 4);
+        want.push((v >>> 16) & 255, (v >>> 8) & 255, v & 255, 255);
+      }
+      const region = () => p.evaluate(([rx, ry, rw, rh]) => Array.from(
+        window.__guacr.display.flatten().getContext('2d').getImageData(rx, ry, rw, rh).data), [x0, y0, w, h]);
+      const deadline = Date.now() + 20000;
+      let got = await region();
+      while (got.some((v, i) => v !== want[i]) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        got = await region();
+      }
+      const bad = got.findIndex((v, i) => v !== want[i]);
+      assert.equal(bad, -1, `canvas pixel ${Math.floor(bad / 4) % w},${Math.floor(bad / 4 / w)} differs (images: ${[...new Set(images)]})`);
+      assert.ok(images.includes('image/webp'), `the picture came as WebP (images: ${[...new Set(images)]})`);
+      await shot(p, 'webp');
+    } finally {
+      viewer.kill();
+      fs.rmSync(file, { force: true });
+    }
   });
 
   it('the menu option turns video off and on (reconnects, remembered)', async () => {

@@ -9,7 +9,9 @@
 //!
 //! Modes: `lossless` (force-lossless: PNG/cfill only), `adaptive`
 //! (`image/jpeg` announced, quality 90 at no lag) and, for photos,
-//! `adaptive_lagging` (client 2 s behind: quality 40).
+//! `adaptive_lagging` (client 2 s behind: quality 40) and `lossless_webp`
+//! (force-lossless with `image/webp` announced: many-colour regions as
+//! lossless WebP instead of RGB PNG).
 //!
 //! Besides criterion's time per frame, each case prints frames/s, bytes per
 //! frame and CPU cores used (process CPU time / wall time over 3 s).
@@ -156,6 +158,12 @@ fn config(lossless: bool) -> DisplayConfig {
         .with_lossless(lossless)
 }
 
+fn config_webp() -> DisplayConfig {
+    DisplayConfig::new(W, H)
+        .with_image_mimetypes(&["image/png", "image/jpeg", "image/webp"])
+        .with_lossless(true)
+}
+
 /// Runs `step` (one frame, returns its bytes) for ~3 s; prints the figures.
 fn report(name: &str, mut step: impl FnMut() -> usize) {
     // Honour criterion's name filter (the first free argument).
@@ -271,8 +279,14 @@ fn photo(c: &mut Criterion) {
         ("adaptive", false, Duration::ZERO),
         ("adaptive_lagging", false, Duration::from_secs(2)),
         ("lossless", true, Duration::ZERO),
+        ("lossless_webp", true, Duration::ZERO),
     ] {
-        let mut d = Display::new(config(lossless)).unwrap();
+        let cfg = if mode == "lossless_webp" {
+            config_webp()
+        } else {
+            config(lossless)
+        };
+        let mut d = Display::new(cfg).unwrap();
         // A client more than 1 s behind: JPEG quality at its minimum (40).
         d.set_lag(lag);
         let mut out = Vec::new();

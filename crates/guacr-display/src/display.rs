@@ -41,6 +41,8 @@ pub struct FrameStats {
     pub fills: u32,
     /// PNG images.
     pub pngs: u32,
+    /// Lossless WebP images.
+    pub webps: u32,
     /// JPEG images.
     pub jpegs: u32,
     /// PNG images resending earlier JPEG areas losslessly.
@@ -64,6 +66,7 @@ impl FrameStats {
         self.scrolls += o.scrolls;
         self.fills += o.fills;
         self.pngs += o.pngs;
+        self.webps += o.webps;
         self.jpegs += o.jpegs;
         self.refinements += o.refinements;
         self.image_pixels += o.image_pixels;
@@ -96,6 +99,7 @@ struct CopyOp {
 struct State {
     lossless: bool,
     jpeg_allowed: bool,
+    webp_allowed: bool,
     quality_min: u8,
     quality_max: u8,
     cursor_layer: i32,
@@ -153,6 +157,7 @@ impl Display {
         let state = State {
             lossless: config.lossless,
             jpeg_allowed: config.jpeg_allowed(),
+            webp_allowed: config.webp_allowed(),
             quality_min: qmin.min(qmax),
             quality_max: qmax.max(qmin),
             cursor_layer: if config.cursor_layer < 0 {
@@ -404,7 +409,10 @@ impl Display {
     pub fn set_image_mimetypes<S: AsRef<str>>(&mut self, mimetypes: &[S]) {
         self.config.image_mimetypes = mimetypes.iter().map(|m| m.as_ref().to_owned()).collect();
         let allowed = self.config.jpeg_allowed();
-        self.st().jpeg_allowed = allowed;
+        let webp = self.config.webp_allowed();
+        let mut st = self.st();
+        st.jpeg_allowed = allowed;
+        st.webp_allowed = webp;
     }
 
     /// Switches lossless mode.
@@ -737,6 +745,7 @@ impl State {
         let opts = Opts {
             jpeg,
             quality: stats.jpeg_quality,
+            webp: self.webp_allowed,
         };
         let mut jobs: Vec<(Rect, bool, bool)> = Vec::new(); // (band, jpeg allowed, refinement)
         let mut bands = Vec::new();
@@ -756,7 +765,7 @@ impl State {
                 let piece = if refine {
                     Piece {
                         rect: r,
-                        kind: Kind::Png(encode::encode_png(fb, r)),
+                        kind: encode::encode_lossless(fb, r, opts.webp),
                     }
                 } else {
                     encode::encode_region(fb, r, Opts { jpeg: j, ..opts })
@@ -783,6 +792,23 @@ impl State {
                         &data,
                     );
                     stats.pngs += 1;
+                    stats.image_pixels += r.area();
+                    if refine {
+                        stats.refinements += 1;
+                    }
+                }
+                Kind::Webp(data) => {
+                    wire::image(
+                        &mut out,
+                        BROADCAST_STREAM,
+                        COMP_OVER,
+                        0,
+                        "image/webp",
+                        r.x,
+                        r.y,
+                        &data,
+                    );
+                    stats.webps += 1;
                     stats.image_pixels += r.area();
                     if refine {
                         stats.refinements += 1;

@@ -202,6 +202,13 @@ impl DisplayConfig {
                 .any(|m| m.eq_ignore_ascii_case("image/jpeg"))
     }
 
+    /// Whether clients announced lossless-capable `image/webp`.
+    pub fn webp_allowed(&self) -> bool {
+        self.image_mimetypes
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case("image/webp"))
+    }
+
     /// Minimum time between frames (`1 / max_frame_rate`).
     pub fn frame_interval(&self) -> Duration {
         Duration::from_secs(1) / self.max_frame_rate.clamp(1, 1000)

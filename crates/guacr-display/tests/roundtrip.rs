@@ -620,3 +620,73 @@ fn deferred_frames_hold_the_picture_back_without_losing_it() {
         assert_same(&joiner, &d.framebuffer(), &format!("seed {seed} joiner"));
     }
 }
+
+/// With `image/webp` announced, many-colour regions go as lossless WebP
+/// (exact pixels, also as the refinement of JPEG areas); few-colour ones
+/// stay palette PNG; without it no WebP is ever sent.
+#[test]
+fn webp_when_announced_is_lossless_and_only_then() {
+    const WEBP: &[&str] = &["image/png", "image/jpeg", "image/webp"];
+    let mut webps = 0;
+    for seed in 1..=8u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let cfg = DisplayConfig::new(320, 200)
+            .with_image_mimetypes(WEBP)
+            .with_lossless(true);
+        let mut d = Display::new(cfg).unwrap();
+        let mut model = Model::new();
+        for step in 0..20 {
+            let n = 1 + rng.below(8) as usize;
+            random_ops(&mut d, &mut rng, n);
+            let out = frame(&mut d);
+            let types = mimetypes(&out);
+            assert!(!types.iter().any(|m| m == "image/jpeg"), "lossless mode");
+            webps += types.iter().filter(|m| *m == "image/webp").count();
+            apply(&mut model, &out);
+            assert_same(
+                &model,
+                &d.framebuffer(),
+                &format!("seed {seed} step {step}"),
+            );
+        }
+    }
+    assert!(webps > 0, "noise blocks went as WebP");
+
+    // Text-like (few colours) stays PNG.
+    let mut d = Display::new(DisplayConfig::new(200, 100).with_image_mimetypes(WEBP)).unwrap();
+    let mut rng = Rng(9);
+    let px = text_block(&mut rng, 200, 100);
+    d.put_pixels(0, 0, 200, 100, &px, 200).unwrap();
+    let out = frame(&mut d);
+    assert!(!mimetypes(&out).iter().any(|m| m == "image/webp"));
+
+    // A JPEG area is refined to exact pixels as WebP.
+    let mut d = Display::new(DisplayConfig::new(300, 200).with_image_mimetypes(WEBP)).unwrap();
+    let mut model = Model::new();
+    let px = noise_block(&mut rng, 300, 200);
+    d.put_pixels(0, 0, 300, 200, &px, 300).unwrap();
+    let out = frame(&mut d);
+    assert!(
+        mimetypes(&out).iter().all(|m| m == "image/jpeg"),
+        "photo → JPEG first"
+    );
+    apply(&mut model, &out);
+    d.set_refine_after(Duration::ZERO);
+    let mut out = Vec::new();
+    let stats = d.take_frame(&mut out);
+    assert!(stats.refinements > 0 && stats.webps > 0, "{stats:?}");
+    apply(&mut model, &out);
+    assert_same(&model, &d.framebuffer(), "refined as WebP");
+
+    // Not announced: never WebP.
+    let mut d = Display::new(
+        DisplayConfig::new(300, 200)
+            .with_image_mimetypes(&["image/png"])
+            .with_lossless(true),
+    )
+    .unwrap();
+    let px = noise_block(&mut rng, 300, 200);
+    d.put_pixels(0, 0, 300, 200, &px, 300).unwrap();
+    let out = frame(&mut d);
+    assert!(mimetypes(&out).iter().all(|m| m == "image/png"));
+}
