@@ -694,6 +694,12 @@ impl Store {
         self.inner.web_session_delete(id_hash).await
     }
 
+    /// Ends every web login session of a user but the one whose hash is
+    /// `except` (`""` for none); returns how many ended.
+    pub async fn web_sessions_end_user(&self, user_id: UserId, except: &str) -> Result<u64> {
+        self.inner.web_sessions_end_user(user_id, except).await
+    }
+
     /// Deletes sessions created before, or idle since, the given times; returns how many.
     pub async fn web_sessions_prune(
         &self,

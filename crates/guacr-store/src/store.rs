@@ -762,6 +762,17 @@ impl Inner {
         Ok(())
     }
 
+    pub(crate) async fn web_sessions_end_user(&self, user_id: UserId, except: &str) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM web_sessions WHERE user_id = $1 AND id_hash <> $2")
+                .bind(user_id)
+                .bind(except)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     pub(crate) async fn web_sessions_prune(
         &self,
         created_before_ms: i64,

@@ -1116,6 +1116,17 @@ async fn web_sessions_round_trip_touch_prune_and_go_with_their_user() {
         assert_eq!(removed, 1);
         assert!(s.web_session_get("old").await.unwrap().is_none());
         assert!(s.web_session_get("a").await.unwrap().is_some());
+        // Ending a user's sessions but one (a password change).
+        s.web_session_put(&rec("c1", now)).await.unwrap();
+        s.web_session_put(&rec("c2", now)).await.unwrap();
+        assert_eq!(
+            s.web_sessions_end_user(alice.id, "c1").await.unwrap(),
+            2,
+            "a and c2"
+        );
+        assert!(s.web_session_get("c1").await.unwrap().is_some());
+        assert!(s.web_session_get("c2").await.unwrap().is_none());
+        s.web_session_put(&rec("a", now)).await.unwrap();
         // Logout deletes; deleting the user deletes its sessions.
         s.web_session_delete("a").await.unwrap();
         assert!(s.web_session_get("a").await.unwrap().is_none());

@@ -64,6 +64,17 @@ fn session_hash(id: &str) -> String {
         .collect()
 }
 
+/// Ends a user's login sessions on this instance and in the directory
+/// (other instances notice within `session_revalidate`), except the
+/// session `keep` (the caller's own, after it changed its password).
+pub(crate) async fn end_user_sessions(app: &App, user_id: &str, keep: Option<&str>) {
+    lock(&app.sessions).retain(|sid, s| s.user_id != user_id || Some(sid.as_str()) == keep);
+    let except = keep.map(session_hash).unwrap_or_default();
+    if let Err(e) = app.dir.sessions_end_user(user_id, &except).await {
+        tracing::error!("ending the login sessions of a user failed: {e}");
+    }
+}
+
 /// Last activity is written to the directory at most this often.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
@@ -627,7 +638,11 @@ async fn change_password(
         .change_password(&a.user.id, &body.current, &body.new)
         .await
     {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => {
+            // Whoever else knew the old password is signed out.
+            end_user_sessions(&app, &a.user.id, Some(&a.session_id)).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(LoginError::Internal(m)) => {
             tracing::error!("password change failed: {m}");
             error(
@@ -1154,8 +1169,16 @@ async fn admin_update_user(
         return r;
     }
     b.user.id = id;
+    let reset = b.password.as_deref().is_some_and(|p| !p.is_empty());
+    let disabled = b.user.disabled;
     match app.dir.update_user(b.user, b.password.as_deref()).await {
         Ok(u) => {
+            // A password reset or a disabled account signs the user out
+            // everywhere (the administrator's own session stays).
+            if reset || disabled {
+                let keep = (u.id == a.user.id).then_some(a.session_id.as_str());
+                end_user_sessions(&app, &u.id, keep).await;
+            }
             audit_change(&app, &a, addr, format!("user {} updated", u.username)).await;
             Json(user_json(&u)).into_response()
         }

@@ -240,6 +240,11 @@ pub trait Directory: Send + Sync + 'static {
         let _ = id_hash;
         Ok(())
     }
+    /// Ends every session of a user but `except_hash` (`""`: all of them).
+    async fn sessions_end_user(&self, user_id: &str, except_hash: &str) -> DirResult<()> {
+        let _ = (user_id, except_hash);
+        Ok(())
+    }
     /// Deletes sessions created before, or idle since, the given times.
     async fn sessions_prune(&self, created_before_ms: i64, seen_before_ms: i64) -> DirResult<()> {
         let _ = (created_before_ms, seen_before_ms);

@@ -416,6 +416,14 @@ impl guacr_web::Directory for StoreDirectory {
         self.0.web_session_delete(id_hash).await.map_err(internal)
     }
 
+    async fn sessions_end_user(&self, user_id: &str, except_hash: &str) -> DirResult<()> {
+        self.0
+            .web_sessions_end_user(id_of(user_id)?, except_hash)
+            .await
+            .map(|_| ())
+            .map_err(internal)
+    }
+
     async fn sessions_prune(&self, created_before_ms: i64, seen_before_ms: i64) -> DirResult<()> {
         self.0
             .web_sessions_prune(created_before_ms, seen_before_ms)

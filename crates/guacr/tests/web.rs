@@ -1702,3 +1702,71 @@ async fn login_sessions_are_shared_by_instances_and_survive_a_restart() {
     let _ = c_stop.send(true);
     gw.stop().await;
 }
+
+/// Changing one's password signs out one's other sessions (on every
+/// instance), not the one that changed it; an administrator's password
+/// reset or disabling an account signs that user out everywhere.
+#[tokio::test]
+async fn a_password_change_or_reset_ends_the_other_sessions() {
+    let gw = gateway(|c| c.web.session_revalidate_seconds = 0).await;
+    let (b_base, b_stop) = another_instance(&gw).await;
+    let here = Browser::logged_in(&gw, "alice", ALICE_PW).await;
+    let other = Browser::logged_in(&gw, "alice", ALICE_PW).await;
+    let other_on_b = Browser {
+        http: reqwest::Client::new(),
+        base: b_base.clone(),
+        cookie: other.cookie.clone(),
+        csrf: other.csrf.clone(),
+    };
+    assert_eq!(other_on_b.get_json("/api/me").await.0, 200);
+    let res = here
+        .req(reqwest::Method::POST, "/api/me/password")
+        .json(&json!({"current": ALICE_PW, "new": "alice-new-pass-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        here.get_json("/api/me").await.0,
+        200,
+        "the changer stays in"
+    );
+    assert_eq!(
+        other.get_json("/api/me").await.0,
+        401,
+        "the other session ended"
+    );
+    assert_eq!(
+        other_on_b.get_json("/api/me").await.0,
+        401,
+        "on every instance"
+    );
+
+    // An administrator resets bob's password: bob is signed out.
+    let bob = Browser::logged_in(&gw, "bob", BOB_PW).await;
+    let admin = Browser::logged_in(&gw, "admin", ADMIN_PW).await;
+    let bob_id = gw.store.user_by_name("bob").await.unwrap().unwrap().id;
+    let res = admin
+        .req(reqwest::Method::PUT, &format!("/api/admin/users/{bob_id}"))
+        .json(&json!({"username": "bob", "display_name": "Bob", "password": "bob-reset-pass-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(bob.get_json("/api/me").await.0, 401);
+    // An edit without a password leaves sessions alone; disabling ends them.
+    let bob = Browser::logged_in(&gw, "bob", "bob-reset-pass-1").await;
+    let edit = |disabled: bool| {
+        admin
+            .req(reqwest::Method::PUT, &format!("/api/admin/users/{bob_id}"))
+            .json(&json!({"username": "bob", "display_name": "Bobby", "disabled": disabled}))
+            .send()
+    };
+    assert_eq!(edit(false).await.unwrap().status(), 200);
+    assert_eq!(bob.get_json("/api/me").await.0, 200);
+    assert_eq!(edit(true).await.unwrap().status(), 200);
+    assert_eq!(bob.get_json("/api/me").await.0, 401);
+    assert_eq!(admin.get_json("/api/me").await.0, 200);
+    let _ = b_stop.send(true);
+    gw.stop().await;
+}
