@@ -84,6 +84,7 @@ mod framebuffer;
 mod pool;
 mod rect;
 mod scroll;
+mod tuning;
 mod wire;
 
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub use display::{Display, FrameStats, REFINE_AFTER};
 pub use framebuffer::{Framebuffer, PixelFormat, check_size, rgb, split_rgb};
 pub use pool::{EncodePool, SHARED_POOL_MAX_THREADS};
 pub use rect::{Damage, Rect};
+pub use tuning::{GraphicalTuning, Tuning};
 
 use guacr_protocol::Status;
 

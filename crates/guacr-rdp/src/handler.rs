@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use guacr_display::{
-    Display, DisplayConfig, DisplayError, EncodePool, PixelFormat as DisplayFormat,
+    Display, DisplayConfig, DisplayError, GraphicalTuning, PixelFormat as DisplayFormat, Tuning,
 };
 use guacr_protocol::{InstructionWriter, Status};
 use guacr_session::{
@@ -54,24 +54,13 @@ const RESIZE_SETTLE: Duration = Duration::from_millis(300);
 /// The `rdp` protocol.
 #[derive(Clone, Default)]
 pub struct Rdp {
-    /// TCP connect timeout (default 10 s).
-    pub connect_timeout: Option<Duration>,
-    /// Longest time for TLS, NLA and the rest of the connection sequence (default 30 s).
-    pub handshake_timeout: Option<Duration>,
-    /// Minimum gap between frames while the screen keeps changing (default 40 ms).
-    pub frame_interval: Option<Duration>,
-    /// Frames a user may leave unacknowledged before drawing is held back (default 3).
-    pub max_unacked_frames: Option<usize>,
-    /// Encoding pool; `None` = the display crate's shared pool.
-    pub pool: Option<Arc<EncodePool>>,
+    /// Timeouts, frame pacing and the encoding pool.
+    pub tuning: GraphicalTuning,
 }
 
 impl std::fmt::Debug for Rdp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rdp")
-            .field("connect_timeout", &self.connect_timeout)
-            .field("frame_interval", &self.frame_interval)
-            .finish_non_exhaustive()
+        f.debug_struct("Rdp").field("tuning", &self.tuning).finish()
     }
 }
 
@@ -94,30 +83,12 @@ impl Protocol for Rdp {
     }
 
     fn run(&self, ctx: SessionContext) -> ProtocolFuture {
-        let opts = Options {
-            connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
-            handshake_timeout: self.handshake_timeout.unwrap_or(Duration::from_secs(30)),
-            frame_interval: self
-                .frame_interval
-                .unwrap_or(Duration::from_millis(40))
-                .max(Duration::from_millis(1)),
-            max_unacked: self.max_unacked_frames.unwrap_or(3),
-            max_hold: Duration::from_secs(2),
-            pool: self.pool.clone(),
-        };
+        let opts = self.tuning.resolve(Duration::from_secs(30));
         Box::pin(run(ctx, opts))
     }
 }
 
-#[derive(Clone)]
-struct Options {
-    connect_timeout: Duration,
-    handshake_timeout: Duration,
-    frame_interval: Duration,
-    max_unacked: usize,
-    max_hold: Duration,
-    pool: Option<Arc<EncodePool>>,
-}
+type Options = Tuning;
 
 // ------------------------------------------------------------------ errors
 

@@ -357,6 +357,17 @@ fn reject(limit: &'static str, status: Status, message: &str) -> Rejection {
     }
 }
 
+/// Frame pacing of the graphical handlers, from `[session]`.
+#[cfg(any(feature = "vnc", feature = "rdp"))]
+fn graphical_tuning(config: &Config) -> guacr_display::GraphicalTuning {
+    guacr_display::GraphicalTuning {
+        frame_interval: Some(Duration::from_millis(
+            config.session.frame_interval_ms.max(1),
+        )),
+        ..Default::default()
+    }
+}
+
 /// The protocols compiled into this binary.
 pub fn builtin_protocols(config: &Config) -> Vec<Arc<dyn Protocol>> {
     let mut v: Vec<Arc<dyn Protocol>> = Vec::new();
@@ -373,17 +384,11 @@ pub fn builtin_protocols(config: &Config) -> Vec<Arc<dyn Protocol>> {
     }));
     #[cfg(feature = "vnc")]
     v.push(Arc::new(guacr_vnc::Vnc {
-        frame_interval: Some(Duration::from_millis(
-            config.session.frame_interval_ms.max(1),
-        )),
-        ..Default::default()
+        tuning: graphical_tuning(config),
     }));
     #[cfg(feature = "rdp")]
     v.push(Arc::new(guacr_rdp::Rdp {
-        frame_interval: Some(Duration::from_millis(
-            config.session.frame_interval_ms.max(1),
-        )),
-        ..Default::default()
+        tuning: graphical_tuning(config),
     }));
     #[cfg(feature = "db")]
     for kind in [
