@@ -60,6 +60,13 @@ pub struct FrameStats {
 }
 
 impl FrameStats {
+    fn lossless_image(&mut self, r: Rect, refinement: bool) {
+        self.image_pixels += r.area();
+        if refinement {
+            self.refinements += 1;
+        }
+    }
+
     fn add(&mut self, o: &FrameStats) {
         self.bytes += o.bytes;
         self.copies += o.copies;
@@ -781,50 +788,17 @@ impl State {
                     stats.fills += 1;
                 }
                 Kind::Png(data) => {
-                    wire::image(
-                        &mut out,
-                        BROADCAST_STREAM,
-                        COMP_OVER,
-                        0,
-                        "image/png",
-                        r.x,
-                        r.y,
-                        &data,
-                    );
+                    write_image(&mut out, "image/png", r, &data);
                     stats.pngs += 1;
-                    stats.image_pixels += r.area();
-                    if refine {
-                        stats.refinements += 1;
-                    }
+                    stats.lossless_image(r, refine);
                 }
                 Kind::Webp(data) => {
-                    wire::image(
-                        &mut out,
-                        BROADCAST_STREAM,
-                        COMP_OVER,
-                        0,
-                        "image/webp",
-                        r.x,
-                        r.y,
-                        &data,
-                    );
+                    write_image(&mut out, "image/webp", r, &data);
                     stats.webps += 1;
-                    stats.image_pixels += r.area();
-                    if refine {
-                        stats.refinements += 1;
-                    }
+                    stats.lossless_image(r, refine);
                 }
                 Kind::Jpeg(data) => {
-                    wire::image(
-                        &mut out,
-                        BROADCAST_STREAM,
-                        COMP_OVER,
-                        0,
-                        "image/jpeg",
-                        r.x,
-                        r.y,
-                        &data,
-                    );
+                    write_image(&mut out, "image/jpeg", r, &data);
                     stats.jpegs += 1;
                     stats.image_pixels += r.area();
                     self.add_lossy(r, now);
@@ -884,6 +858,11 @@ impl State {
         }
         out
     }
+}
+
+/// An image of the broadcast stream drawn over layer 0 at `r`.
+fn write_image(out: &mut Vec<u8>, mimetype: &str, r: Rect, data: &[u8]) {
+    wire::image(out, BROADCAST_STREAM, COMP_OVER, 0, mimetype, r.x, r.y, data);
 }
 
 fn write_cursor(out: &mut Vec<u8>, stream: i32, layer: i32, c: &CursorImage) {
