@@ -862,7 +862,16 @@ impl State {
 
 /// An image of the broadcast stream drawn over layer 0 at `r`.
 fn write_image(out: &mut Vec<u8>, mimetype: &str, r: Rect, data: &[u8]) {
-    wire::image(out, BROADCAST_STREAM, COMP_OVER, 0, mimetype, r.x, r.y, data);
+    wire::image(
+        out,
+        BROADCAST_STREAM,
+        COMP_OVER,
+        0,
+        mimetype,
+        r.x,
+        r.y,
+        data,
+    );
 }
 
 fn write_cursor(out: &mut Vec<u8>, stream: i32, layer: i32, c: &CursorImage) {
