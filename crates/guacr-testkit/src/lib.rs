@@ -10,6 +10,7 @@
 mod client;
 pub mod keysym;
 pub mod peers;
+pub mod x11;
 
 pub use client::{
     Ack, ArgvValue, ClientState, GuacClient, GuacError, Msg, ReceivedStream, ServerError,

@@ -21,8 +21,9 @@ use common::x11::{
     self, Fidelity, XText, scratch, screen_size, settle_and_disconnect, unique, wait_file,
     wait_x_text, x_output,
 };
-use common::{Selection, TestDaemon, client_info, peer_var, refused_port};
+use common::{TestDaemon, client_info, peer_var, refused_port};
 use guacr_testkit::GuacClient;
+use guacr_testkit::x11::Selection;
 use tokio::net::TcpStream;
 
 const T: Duration = Duration::from_secs(30);
@@ -425,7 +426,7 @@ async fn clipboard_from_x_reaches_the_client() {
         // handler's own tests).
         c.drain(Duration::from_secs(2)).await.unwrap();
         let text = unique("from-x héllo €");
-        let _sel = Selection::set(&display, "clipboard", &text);
+        let _sel = Selection::set(&display, "clipboard", &text).expect("an X selection owner");
         c.wait_until(T, |s| s.clipboards.iter().any(|t| t == &text))
             .await
             .unwrap_or_else(|e| {

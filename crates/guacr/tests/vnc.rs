@@ -15,8 +15,9 @@ use common::x11::{
     Fidelity, XText, diff, mouse_location, read_selection, scratch, screen_size,
     settle_and_disconnect, unique, wait_file, wait_matches_screen, wait_x_text,
 };
-use common::{Selection, TestDaemon, client_info, peer_var, refused_port, x_screenshot};
+use common::{TestDaemon, client_info, peer_var, refused_port, x_screenshot};
 use guacr_testkit::GuacClient;
+use guacr_testkit::x11::Selection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -238,7 +239,8 @@ async fn pointer_moves_and_clicks_land() {
             &server.display,
             "primary",
             &format!("echo clicked > {}\n", file.display()),
-        );
+        )
+        .expect("an X selection owner");
         tokio::time::sleep(Duration::from_millis(200)).await;
         c.send_mouse(300, 200, 0).await.unwrap();
         fresh_line(&mut c).await;
@@ -380,7 +382,7 @@ async fn disable_copy_and_paste() {
     let pasted = unique("blocked-paste");
     c.send_clipboard(&pasted).await.unwrap();
     let copied = unique("blocked-copy");
-    let sel = Selection::set(&server.display, "clipboard", &copied);
+    let sel = Selection::set(&server.display, "clipboard", &copied).expect("an X selection owner");
     c.drain(Duration::from_secs(2)).await.unwrap();
     assert_eq!(
         c.state().count("clipboard"),

@@ -2,8 +2,7 @@
 //! standard RDP security user), whose chansrv bridges CLIPRDR and the session's X
 //! CLIPBOARD selection; `xclip` plays the X application on the session display.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ironrdp_cliprdr::CliprdrClient;
@@ -11,6 +10,7 @@ use ironrdp_svc::SvcProcessorMessages;
 
 use crate::audio::xrdp_tests::{XRDP_USER, Xrdp};
 use crate::clipboard::{self, ClipboardSettings, LineEndings};
+use guacr_testkit::x11::Selection;
 
 fn xclip_out(display: &str) -> Option<String> {
     let out = Command::new("xclip")
@@ -21,36 +21,6 @@ fn xclip_out(display: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Owns the X clipboard with `text` until dropped.
-struct Selection(std::process::Child);
-
-impl Selection {
-    fn set(display: &str, text: &str) -> Selection {
-        let mut child = Command::new("xclip")
-            .args(["-quiet", "-selection", "clipboard"])
-            .env("DISPLAY", display)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("xclip (installed by the rdp peers plug-in)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        Selection(child)
-    }
-}
-
-impl Drop for Selection {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Pumps the connection and the clipboard; returns the server's clipboard texts.
@@ -123,7 +93,7 @@ async fn xrdp_clipboard_both_ways() {
 
     // X → client: chansrv announces the new owner's text, we request and decode it.
     let text = format!("h5 from-x {tag} ü €\r\nend");
-    let _sel = Selection::set(&display, &text);
+    let _sel = Selection::set(&display, "clipboard", &text).expect("an X selection owner");
     let want = format!("h5 from-x {tag} ü €\nend");
     let mut seen = Vec::new();
     while !seen.contains(&want) {

@@ -483,34 +483,3 @@ pub fn parse_xwd(data: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
     }
     Ok((width, height, rgba))
 }
-
-/// Keeps a clipboard owner (`xclip -quiet`) alive until dropped.
-pub struct Selection(std::process::Child);
-
-impl Selection {
-    pub fn set(display: &str, selection: &str, text: &str) -> Selection {
-        use std::io::Write;
-        let mut child = std::process::Command::new("xclip")
-            .args(["-quiet", "-selection", selection])
-            .env("DISPLAY", display)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("xclip");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        Selection(child)
-    }
-}
-
-impl Drop for Selection {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
