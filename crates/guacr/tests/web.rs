@@ -183,11 +183,12 @@ impl Browser {
 
     async fn login(&mut self, user: &str, password: &str) -> reqwest::Response {
         let res = self
-            .req(reqwest::Method::POST, "/api/login")
-            .json(&json!({"username": user, "password": password}))
-            .send()
-            .await
-            .unwrap();
+            .send_json(
+                reqwest::Method::POST,
+                "/api/login",
+                json!({"username": user, "password": password}),
+            )
+            .await;
         if let Some(sc) = res.headers().get("set-cookie") {
             let sc = sc.to_str().unwrap();
             let v = sc
@@ -207,6 +208,16 @@ impl Browser {
         let body: Value = res.json().await.unwrap();
         b.csrf = Some(body["csrf"].as_str().unwrap().to_owned());
         b
+    }
+
+    /// Sends `body` as JSON (with the cookie and CSRF header).
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        self.req(method, path).json(&body).send().await.unwrap()
     }
 
     async fn get_json(&self, path: &str) -> (u16, Value) {
@@ -726,14 +737,12 @@ async fn admin_kill_reaches_the_user_with_the_reason() {
     let (_, list) = admin.get_json("/api/admin/sessions").await;
     let sid = list[0]["id"].as_str().unwrap().to_owned();
     let res = admin
-        .req(
+        .send_json(
             reqwest::Method::DELETE,
             &format!("/api/admin/sessions/{sid}"),
+            json!({"reason": "maintenance at noon"}),
         )
-        .json(&json!({"reason": "maintenance at noon"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 204);
     c.wait_for_close(T).await.unwrap();
     let err = c
@@ -793,14 +802,12 @@ async fn read_only_share_link_cannot_type() {
     // Bob may not share alice's session.
     let bob = Browser::logged_in(&gw, "bob", BOB_PW).await;
     let res = bob
-        .req(
+        .send_json(
             reqwest::Method::POST,
             &format!("/api/sessions/{uuid}/share"),
+            json!({"read_only": false}),
         )
-        .json(&json!({"read_only": false}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 403);
 
     // A joiner without any login, by the share token.
@@ -943,18 +950,12 @@ async fn injection_looking_names_are_returned_verbatim_as_json() {
     let evil_user = "x'); DROP TABLE users;--";
     let evil_conn = "<script>alert(1)</script> \"q\" & ü";
     let res = admin
-        .req(reqwest::Method::POST, "/api/admin/users")
-        .json(&json!({"username": evil_user, "display_name": "<img src=x onerror=alert(1)>", "password": "evil-pass-123"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(reqwest::Method::POST, "/api/admin/users", json!({"username": evil_user, "display_name": "<img src=x onerror=alert(1)>", "password": "evil-pass-123"}))
+        .await;
     assert_eq!(res.status(), 201);
     let res = admin
-        .req(reqwest::Method::POST, "/api/admin/connections")
-        .json(&json!({"name": evil_conn, "protocol": "ssh", "group": "a/'b'", "params": {"hostname": "h"}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(reqwest::Method::POST, "/api/admin/connections", json!({"name": evil_conn, "protocol": "ssh", "group": "a/'b'", "params": {"hostname": "h"}}))
+        .await;
     assert_eq!(res.status(), 201);
     let res = admin
         .req(reqwest::Method::GET, "/api/admin/users")
@@ -1449,18 +1450,20 @@ async fn a_user_who_must_change_the_password_can_do_nothing_else_first() {
 
     // The same password again is not a change.
     let res = carol
-        .req(reqwest::Method::POST, "/api/me/password")
-        .json(&json!({"current": "first-pass-1", "new": "first-pass-1"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            reqwest::Method::POST,
+            "/api/me/password",
+            json!({"current": "first-pass-1", "new": "first-pass-1"}),
+        )
+        .await;
     assert_eq!(res.status(), 400);
     let res = carol
-        .req(reqwest::Method::POST, "/api/me/password")
-        .json(&json!({"current": "first-pass-1", "new": "carol-own-pass-2"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            reqwest::Method::POST,
+            "/api/me/password",
+            json!({"current": "first-pass-1", "new": "carol-own-pass-2"}),
+        )
+        .await;
     assert_eq!(res.status(), 204);
     let (status, list) = carol.get_json("/api/connections").await;
     assert_eq!(status, 200);
@@ -1475,14 +1478,12 @@ async fn a_user_who_must_change_the_password_can_do_nothing_else_first() {
     // An administrator's reset can ask for it again; without the flag it does not.
     let reset = |flag: bool, pw: &str| json!({"username": "carol", "display_name": "Carol", "password": pw, "must_change_password": flag});
     let res = admin
-        .req(
+        .send_json(
             reqwest::Method::PUT,
             &format!("/api/admin/users/{carol_id}"),
+            reset(true, "reset-pass-3"),
         )
-        .json(&reset(true, "reset-pass-3"))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let updated: Value = res.json().await.unwrap();
     assert_eq!(updated["must_change_password"], json!(true));
@@ -1490,14 +1491,12 @@ async fn a_user_who_must_change_the_password_can_do_nothing_else_first() {
     assert_eq!(again.login("carol", "reset-pass-3").await.status(), 200);
     assert_eq!(again.get_json("/api/connections").await.0, 403);
     let res = admin
-        .req(
+        .send_json(
             reqwest::Method::PUT,
             &format!("/api/admin/users/{carol_id}"),
+            reset(false, "reset-pass-4"),
         )
-        .json(&reset(false, "reset-pass-4"))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 200);
     let mut third = Browser::new(&gw);
     assert_eq!(third.login("carol", "reset-pass-4").await.status(), 200);
@@ -1747,11 +1746,12 @@ async fn a_password_change_or_reset_ends_the_other_sessions() {
     let admin = Browser::logged_in(&gw, "admin", ADMIN_PW).await;
     let bob_id = gw.store.user_by_name("bob").await.unwrap().unwrap().id;
     let res = admin
-        .req(reqwest::Method::PUT, &format!("/api/admin/users/{bob_id}"))
-        .json(&json!({"username": "bob", "display_name": "Bob", "password": "bob-reset-pass-1"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            reqwest::Method::PUT,
+            &format!("/api/admin/users/{bob_id}"),
+            json!({"username": "bob", "display_name": "Bob", "password": "bob-reset-pass-1"}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(bob.get_json("/api/me").await.0, 401);
     // An edit without a password leaves sessions alone; disabling ends them.
