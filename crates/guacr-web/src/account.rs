@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{Authed, admin, authed, dir_error, error};
-use crate::{App, AuditEvent};
+use crate::App;
+use crate::api::{Authed, admin, audit_by, authed, dir_error, error};
 
 #[derive(Deserialize)]
 pub(crate) struct PasswordOnly {
@@ -23,14 +23,6 @@ pub(crate) struct PasswordOnly {
 #[derive(Deserialize)]
 pub(crate) struct CodeOnly {
     code: String,
-}
-
-async fn audit(app: &App, kind: &str, a: &Authed, addr: SocketAddr, detail: String) {
-    let mut ev = AuditEvent::new(kind);
-    ev.username = a.user.username.clone();
-    ev.remote_addr = addr.ip().to_string();
-    ev.detail = detail;
-    app.audit(ev).await;
 }
 
 /// Authenticates the request and checks the password in its body (401
@@ -110,10 +102,10 @@ pub(crate) async fn confirm(
     let Ok(Json(b)) = body else {
         return error(StatusCode::BAD_REQUEST, "invalid", "Expected {\"code\"}.");
     };
-    let code: String = b.code.chars().filter(|c| !c.is_whitespace()).collect();
-    match app.dir.totp_confirm(&a.user.id, &code).await {
+    // The store ignores spaces in the code ("123 456").
+    match app.dir.totp_confirm(&a.user.id, &b.code).await {
         Ok(true) => {
-            audit(&app, "account.totp", &a, addr, "two-factor enabled".into()).await;
+            audit_by(&app, "account.totp", &a, addr, "two-factor enabled".into()).await;
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(false) => error(
@@ -139,7 +131,7 @@ pub(crate) async fn disable(
     };
     match app.dir.totp_disable(&a.user.id).await {
         Ok(()) => {
-            audit(&app, "account.totp", &a, addr, "two-factor disabled".into()).await;
+            audit_by(&app, "account.totp", &a, addr, "two-factor disabled".into()).await;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => dir_error(e),
@@ -167,7 +159,7 @@ pub(crate) async fn admin_reset(
     match app.dir.totp_disable(&id).await {
         Ok(()) => {
             let detail = format!("two-factor of user {} reset", user.username);
-            audit(&app, "admin.change", &a, addr, detail).await;
+            audit_by(&app, "admin.change", &a, addr, detail).await;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => dir_error(e),

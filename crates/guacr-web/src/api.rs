@@ -898,7 +898,12 @@ fn secret_names(app: &App, protocol: &str) -> Vec<String> {
 }
 
 async fn audit_change(app: &App, a: &Authed, addr: SocketAddr, detail: String) {
-    let mut ev = AuditEvent::new("admin.change");
+    audit_by(app, "admin.change", a, addr, detail).await;
+}
+
+/// Records an audit event of `kind` done by the logged-in user `a`.
+pub(crate) async fn audit_by(app: &App, kind: &str, a: &Authed, addr: SocketAddr, detail: String) {
+    let mut ev = AuditEvent::new(kind);
     ev.username = a.user.username.clone();
     ev.remote_addr = addr.ip().to_string();
     ev.detail = detail;
