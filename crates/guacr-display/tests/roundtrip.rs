@@ -137,15 +137,23 @@ fn random_ops(d: &mut Display, rng: &mut Rng, ops: usize) {
     }
 }
 
+/// A seeded random-operations case: a 320×200 force-lossless display
+/// announcing `mimetypes`, and an empty client model.
+fn lossless_case(seed: u64, mimetypes: &[&str]) -> (Rng, Display, Model) {
+    let cfg = DisplayConfig::new(320, 200)
+        .with_image_mimetypes(mimetypes)
+        .with_lossless(true);
+    (
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        Display::new(cfg).unwrap(),
+        Model::new(),
+    )
+}
+
 #[test]
 fn lossless_random_operations_rebuild_exactly() {
     for seed in 1..=12u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let cfg = DisplayConfig::new(320, 200)
-            .with_image_mimetypes(JPEG)
-            .with_lossless(true);
-        let mut d = Display::new(cfg).unwrap();
-        let mut model = Model::new();
+        let (mut rng, mut d, mut model) = lossless_case(seed, JPEG);
         for step in 0..25 {
             if rng.below(12) == 0 {
                 let (w, h) = (40 + rng.below(400), 30 + rng.below(300));
@@ -555,12 +563,7 @@ fn display_and_its_futures_are_send() {
 #[test]
 fn deferred_frames_hold_the_picture_back_without_losing_it() {
     for seed in 1..=6u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let cfg = DisplayConfig::new(320, 200)
-            .with_image_mimetypes(JPEG)
-            .with_lossless(true);
-        let mut d = Display::new(cfg).unwrap();
-        let mut model = Model::new();
+        let (mut rng, mut d, mut model) = lossless_case(seed, JPEG);
         apply(&mut model, &frame(&mut d));
         for step in 0..12 {
             // A few deferred frames: changes (copies and scrolls included),
@@ -629,12 +632,7 @@ fn webp_when_announced_is_lossless_and_only_then() {
     const WEBP: &[&str] = &["image/png", "image/jpeg", "image/webp"];
     let mut webps = 0;
     for seed in 1..=8u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let cfg = DisplayConfig::new(320, 200)
-            .with_image_mimetypes(WEBP)
-            .with_lossless(true);
-        let mut d = Display::new(cfg).unwrap();
-        let mut model = Model::new();
+        let (mut rng, mut d, mut model) = lossless_case(seed, WEBP);
         for step in 0..20 {
             let n = 1 + rng.below(8) as usize;
             random_ops(&mut d, &mut rng, n);

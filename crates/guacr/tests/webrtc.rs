@@ -551,28 +551,8 @@ async fn ssh_over_the_data_channel_with_ping_echo() {
     // and the audit event names the transport.
     drop(c);
     drop(side);
-    let until = Instant::now() + T;
-    let end = loop {
-        let ends = gw
-            .store
-            .query_audit(&guacr_store::AuditQuery {
-                kind: Some("session.end".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        if let Some(e) = ends
-            .into_iter()
-            .find(|e| e.username.as_deref() == Some("alice"))
-        {
-            break e;
-        }
-        assert!(
-            Instant::now() < until,
-            "no session.end after the peer closed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let end = audit_event(&gw, "session.end").await;
+    assert_eq!(end.username.as_deref(), Some("alice"));
     assert_eq!(end.detail.as_deref(), Some("transport=webrtc codec=none"));
     assert!(end.bytes_out.unwrap_or(0) > 1000);
     gw.stop().await;
@@ -663,23 +643,8 @@ async fn vnc_with_h264_video_replaces_img_on_layer_0() {
     assert!(ins.iter().any(|i| i.opcode == "size"), "size passes");
     c.disconnect().await.unwrap();
     drop(side);
-    let until = Instant::now() + T;
-    loop {
-        let ends = gw
-            .store
-            .query_audit(&guacr_store::AuditQuery {
-                kind: Some("session.end".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        if let Some(e) = ends.first() {
-            assert_eq!(e.detail.as_deref(), Some("transport=webrtc codec=h264"));
-            break;
-        }
-        assert!(Instant::now() < until, "no session.end");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let end = audit_event(&gw, "session.end").await;
+    assert_eq!(end.detail.as_deref(), Some("transport=webrtc codec=h264"));
     gw.stop().await;
 }
 
@@ -976,28 +941,34 @@ async fn share_link_viewer_from_another_origin_gets_video() {
     gw.stop().await;
 }
 
-/// The session id of the gateway's only `session.start` (from the audit log).
-async fn started_session(gw: &Gw) -> Arc<guacr_session::Session> {
+/// The first audit event of `kind` (newest first) within 20 s.
+async fn audit_event(gw: &Gw, kind: &str) -> guacr_store::AuditEvent {
     let until = Instant::now() + T;
     loop {
-        let starts = gw
+        let events = gw
             .store
             .query_audit(&guacr_store::AuditQuery {
-                kind: Some("session.start".into()),
+                kind: Some(kind.into()),
                 ..Default::default()
             })
             .await
             .unwrap();
-        if let Some(s) = starts
-            .first()
-            .and_then(|e| e.session_id.as_deref())
-            .and_then(|id| gw.d.state.registry.get(id))
-        {
-            return s;
+        if let Some(e) = events.into_iter().next() {
+            return e;
         }
-        assert!(Instant::now() < until, "no live session.start");
+        assert!(Instant::now() < until, "no {kind} audit event within 20 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The session id of the gateway's only `session.start` (from the audit log).
+async fn started_session(gw: &Gw) -> Arc<guacr_session::Session> {
+    let start = audit_event(gw, "session.start").await;
+    start
+        .session_id
+        .as_deref()
+        .and_then(|id| gw.d.state.registry.get(id))
+        .expect("the started session is live")
 }
 
 /// With the video as the session's only viewer the handler encodes no image
