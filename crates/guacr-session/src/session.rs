@@ -391,10 +391,9 @@ impl Session {
             return true;
         }
         let inner = self.lock();
-        inner
-            .users
-            .iter()
-            .any(|u| !self.video.is_viewer(&u.info.id))
+        !self
+            .video
+            .all_viewers(inner.users.iter().map(|u| u.info.id.as_str()))
     }
 
     pub fn user_count(&self) -> usize {

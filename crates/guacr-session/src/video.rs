@@ -100,6 +100,13 @@ impl VideoFeed {
         lock(&self.viewers).iter().any(|u| u == user_id)
     }
 
+    /// Whether every one of `users` takes the picture from the video (one
+    /// lock for all of them: this runs at every frame of a graphical session).
+    pub fn all_viewers<'a>(&self, mut users: impl Iterator<Item = &'a str>) -> bool {
+        let v = lock(&self.viewers);
+        users.all(|u| v.iter().any(|x| x == u))
+    }
+
     /// This user's video stopped (its encoder failed): from now on it draws
     /// from `img`, and the handler is asked to repaint its layer 0 in full.
     pub fn viewer_stopped(&self, user_id: &str) {
